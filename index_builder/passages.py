@@ -1,0 +1,124 @@
+"""Split knowledge-base documents into field-aware passages that know what they cite."""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .knowledge import FaqRow, Guide, KnowledgeBase, Material, PolicySection
+
+# Section names, as a citation shows them: 《title》section.
+OVERVIEW, CONDITIONS, MATERIALS, PROCESS, CHANNELS, TIME_FEE, BASIS, CONTACT, FAQ = (
+    "事项概述", "申请条件", "申请材料", "办理流程", "办理方式和地点", "办理时限和收费", "设定依据",
+    "咨询和投诉", "常见问题",
+)
+
+
+@dataclass
+class Passage:
+    doc_id: str
+    title: str  # guide or document title, for citations
+    section: str
+    text: str  # what is indexed and shown
+    kind: str  # guide | policy | faq
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        """Content hash: an unchanged passage keeps its key, so its vector can be reused."""
+        raw = "\x1f".join((self.doc_id, self.title, self.section, self.text))
+        return hashlib.sha1(raw.encode("utf-8")).hexdigest()
+
+    @property
+    def citation(self) -> str:
+        return f"《{self.title}》{self.section}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def material_line(m: Material) -> str:
+    parts = [m.name, f"{m.form}{m.copies}份" if m.form != "电子" else "电子材料"]
+    if m.exempt:
+        parts.append(f"免于提交（{m.exempt_reason}" + (f"：{m.e_license}）" if m.e_license else "）"))
+    if m.note:
+        parts.append(m.note)
+    return "，".join(parts)
+
+
+def _numbered(items: tuple[str, ...] | list[str]) -> str:
+    return "\n".join(f"{i}. {item}" for i, item in enumerate(items, 1))
+
+
+def guide_passages(g: Guide) -> list[Passage]:
+    """One passage per guide part, so an answer cites exactly the part it used."""
+    meta = {"category": g.category, "department": g.department, "consult_phone": g.consult_phone}
+    time_text = "；".join(f"{'法定时限' if k == 'legal' else '承诺时限'}：{v}" for k, v in g.time_limit.items())
+    where = "办理地点：" + "；".join(g.locations)
+    if g.online_entrance:
+        where += f"\n网上办理入口：{g.online_entrance}"
+    sections = [
+        (OVERVIEW, f"{g.scope}\n办理机构：{g.department}；服务对象：{'、'.join(g.audience)}。"
+                   f"\n常见说法：{'、'.join(g.keywords)}"),
+        (CONDITIONS, _numbered(g.conditions)),
+        (MATERIALS, _numbered([material_line(m) for m in g.materials])),
+        (PROCESS, _numbered(g.process)),
+        (CHANNELS, f"办理方式：{'、'.join(g.channels)}\n{where}"),
+        (TIME_FEE, f"{time_text}\n收费标准：{g.fee}"),
+        (BASIS, "；".join(g.basis)),
+        (CONTACT, f"咨询电话：{g.consult_phone}；投诉电话：{g.complaint_phone}"),
+    ]
+    out = [Passage(g.id, g.title, s, t, "guide", dict(meta)) for s, t in sections]
+    for i, (q, a) in enumerate(g.faq, 1):
+        out.append(Passage(g.id, g.title, f"{FAQ}{i}", f"问：{q}\n答：{a}", "guide", dict(meta)))
+    return out
+
+
+def policy_passage(p: PolicySection) -> Passage:
+    if p.task_no is None:
+        section = p.title
+    else:
+        section = f"第{p.task_no}项 {p.title}" + (f"（牵头单位：{p.lead}）" if p.lead else "")
+    meta = {"task_no": p.task_no, "task_title": p.title, "lead": p.lead}
+    return Passage(p.doc_id, p.document, section, p.text, "policy", meta)
+
+
+def faq_passage(row: FaqRow) -> Passage:
+    text = f"问：{row.question}\n答：{row.answer}" if row.question else row.answer
+    return Passage(row.doc_id, row.question or row.doc_id, "问答", text, "faq", {"source": row.source})
+
+
+def split(kb: KnowledgeBase) -> list[Passage]:
+    out: list[Passage] = []
+    for g in kb.guides:
+        out.extend(guide_passages(g))
+    out.extend(policy_passage(p) for p in kb.policies)
+    out.extend(faq_passage(r) for r in kb.faqs)
+    return out
+
+
+def index_text(p: Passage) -> str:
+    """What the indexes see: the title travels with every section, so 'materials for X' matches."""
+    if p.kind == "faq":
+        return p.text
+    return f"{p.title} {p.section}\n{p.text}"
+
+
+def user_dictionary_terms(kb: KnowledgeBase) -> list[str]:
+    """Guide titles and key terms, so jieba keeps '营业执照' or '一窗通' in one piece."""
+    terms: set[str] = set()
+    for g in kb.guides:
+        for raw in (g.title, *g.keywords):
+            for piece in _split_title(raw):
+                if 2 <= len(piece) <= 12:
+                    terms.add(piece)
+        for m in g.materials:
+            if m.e_license and len(m.e_license) <= 12:
+                terms.add(m.e_license)
+    return sorted(terms)
+
+
+def _split_title(title: str) -> list[str]:
+    for ch in "（）()“”\"、，,：:；;《》":
+        title = title.replace(ch, " ")
+    return [t for t in title.split() if t]
