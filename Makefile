@@ -41,7 +41,7 @@ $(INDEX)/manifest.json: $(VENV)/.installed $(KB_INPUTS) $(wildcard index_builder
 index: $(INDEX)/manifest.json
 
 run: index
-	$(PY) -m index_builder query --index $(INDEX)
+	$(PY) -m actions --index $(INDEX)
 
 query: index
 	$(PY) -m index_builder query --index $(INDEX) "$(Q)"
