@@ -86,7 +86,7 @@ def _where_and_phone(retriever: Retriever, p: Passage) -> str:
         if q.section == "办理方式和地点" and p.section != q.section:
             where = next((l for l in q.text.splitlines() if l.startswith("办理地点")), "")
             if where:
-                parts.append(where.replace("办理地点：", "办理地点：", 1))
+                parts.append(where)
     phone = p.meta.get("consult_phone") or HOTLINE
     if p.section != CONTACT:
         parts.append(f"咨询电话：{phone}")
@@ -106,8 +106,8 @@ def _follow_ups(retriever: Retriever, result: SearchResult) -> list[dict[str, st
         for section in FOLLOW_UP_SECTIONS:
             if section != top.section and any(q.section == section for q in retriever.passages_of(top.doc_id)):
                 buttons.append({"title": f"{section}", "payload": f"{top.title}的{section}"})
-    for doc_id in result.doc_ids()[1:]:
-        other = result.hits[[h.passage.doc_id for h in result.hits].index(doc_id)].passage
+    for hit in result.top_docs()[1:]:
+        other = hit.passage
         if other.kind == "guide":
             buttons.append({"title": f"看看《{other.title}》", "payload": f"{other.title}怎么办理"})
     return buttons[:3]
@@ -134,10 +134,7 @@ def compose(retriever: Retriever, result: SearchResult) -> Answer:
     sources = [_source(h) for h in result.hits[:3]]
     top = result.hits[0].passage
     if not result.confident:
-        titles = []
-        for doc_id in result.doc_ids()[:3]:
-            p = next(h.passage for h in result.hits if h.passage.doc_id == doc_id)
-            titles.append(f"《{p.title}》")
+        titles = [f"《{h.passage.title}》" for h in result.top_docs()[:3]]
         phone = top.meta.get("consult_phone") or HOTLINE
         extra = f"，或拨打该事项咨询电话{phone}" if phone != HOTLINE else ""
         text = (f"这个问题我不太确定。和您的问题最接近的是：{'、'.join(titles)}。"

@@ -55,8 +55,9 @@ def build_index(source: Path | str, out: Path | str, encoder: Encoder | str = DE
     source, out = Path(source), Path(out)
     kb = load_source(source)  # raises KnowledgeError before anything is written
     passages = split(kb)
-    for p in passages:
-        p.text = normalize(p.text) if p.kind == "faq" else p.text
+    for p in passages:  # external FAQ tables may be Traditional or full-width; our guides are not
+        if p.kind == "faq":
+            p.text = normalize(p.text)
     enc = load_encoder(encoder) if isinstance(encoder, str) else encoder
     previous = _previous_vectors(out, enc)
     vectors, embedded = _embed(passages, enc, previous, progress)

@@ -61,12 +61,16 @@ class SearchResult:
     def confident(self) -> bool:
         return self.confidence >= CONFIDENT
 
+    def top_docs(self) -> list[Hit]:
+        """The best-ranked hit of each distinct document, in rank order."""
+        first: dict[str, Hit] = {}
+        for h in self.hits:
+            first.setdefault(h.passage.doc_id, h)
+        return list(first.values())
+
     def doc_ids(self) -> list[str]:
         """Distinct doc ids in rank order."""
-        seen: dict[str, None] = {}
-        for h in self.hits:
-            seen.setdefault(h.passage.doc_id, None)
-        return list(seen)
+        return [h.passage.doc_id for h in self.top_docs()]
 
     def to_dict(self) -> dict:
         return {"query": self.query, "confidence": round(self.confidence, 4), "confident": self.confident,
