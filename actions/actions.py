@@ -1,0 +1,110 @@
+"""Rasa custom actions. Thin adapters: the work is done in answers, stores and privacy."""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+
+from . import runtime
+from .answers import HOTLINE, compose
+from .privacy import mask_pii
+from .stores import Turn, handoff_summary
+
+log = logging.getLogger(__name__)
+OFFERED = "handoff_offered"
+INDEX_DOWN = (f"抱歉，办事指南检索暂时不可用，请稍后再试，或拨打市民服务热线{HOTLINE}，"
+              "由人工为您解答。")
+
+
+def _clear_offer(tracker: Tracker) -> list:
+    """A pending 'shall I get you a person?' offer ends once the conversation moves on."""
+    return [SlotSet(OFFERED, False)] if tracker.get_slot(OFFERED) else []
+
+
+def _answers_shown(tracker: Tracker) -> list[dict[str, Any]]:
+    """The json payloads of the assistant's answers in this conversation, oldest first."""
+    out = []
+    for event in tracker.events:
+        if event.get("event") == "bot":
+            custom = (event.get("data") or {}).get("custom") or {}
+            if custom.get("answer_id"):
+                out.append(custom)
+    return out
+
+
+class ActionAnswerGuide(Action):
+    def name(self) -> str:
+        return "action_answer_guide"
+
+    def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict) -> list:
+        retriever = runtime.retriever()
+        if retriever is None:
+            dispatcher.utter_message(text=INDEX_DOWN)
+            return _clear_offer(tracker)
+        question = tracker.latest_message.get("text") or ""
+        answer = compose(retriever, retriever.search(question))
+        dispatcher.utter_message(text=answer.text, buttons=answer.buttons, json_message=answer.payload())
+        log.info("answer %s confident=%s sources=%s", answer.answer_id, answer.confident,
+                 [s["doc_id"] for s in answer.sources])
+        return _clear_offer(tracker)
+
+
+class ActionFeedback(Action):
+    def name(self) -> str:
+        return "action_feedback"
+
+    def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict) -> list:
+        intent = (tracker.latest_message.get("intent") or {}).get("name")
+        rating = "good" if intent == "rate_good" else "bad"
+        shown = _answers_shown(tracker)
+        if not shown:
+            dispatcher.utter_message(text="谢谢您的评价！请先问我一个问题，再对回答进行评价。")
+            return [SlotSet(OFFERED, True)] if rating == "bad" else []
+        last = shown[-1]
+        reason = (tracker.latest_message.get("text") or "").strip()
+        runtime.store().add_feedback(last["answer_id"], tracker.sender_id, rating,
+                                     [s["doc_id"] for s in last.get("sources", [])], reason or None)
+        if rating == "good":
+            dispatcher.utter_message(text="谢谢您的好评！还有其他要办的事吗？")
+            return []
+        dispatcher.utter_message(text=f"抱歉没能帮上忙，您的意见已记录，我们会改进。需要为您转人工吗？"
+                                      f"（也可以直接拨打{HOTLINE}）",
+                                 buttons=[{"title": "转人工", "payload": "/affirm"},
+                                          {"title": "不用了", "payload": "/deny"}])
+        return [SlotSet(OFFERED, True)]
+
+
+class ActionHandoff(Action):
+    def name(self) -> str:
+        return "action_handoff"
+
+    def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict) -> list:
+        turns, shown_by_turn = [], []
+        for event in tracker.events:
+            if event.get("event") == "user":
+                turns.append(Turn(event.get("text") or "", []))
+            elif event.get("event") == "bot" and turns:
+                custom = (event.get("data") or {}).get("custom") or {}
+                turns[-1].shown.extend(s["citation"] for s in custom.get("sources", [])[:1])
+        slots = {k: v for k, v in tracker.current_slot_values().items()
+                 if k not in ("requested_slot", "session_started_metadata", OFFERED)}
+        asked = [t for t in turns if not t.user.startswith("/")]
+        summary = handoff_summary(asked, slots)
+        runtime.store().add_handoff(tracker.sender_id, summary)
+        log.info("handoff stored for %s", mask_pii(tracker.sender_id))
+        dispatcher.utter_message(
+            text=f"好的，已为您转人工服务，并把您的问题整理给了工作人员。您也可以直接拨打市民服务热线{HOTLINE}。",
+            json_message={"handoff": summary})
+        return _clear_offer(tracker)
+
+
+class ActionDeclineHandoff(Action):
+    def name(self) -> str:
+        return "action_decline_handoff"
+
+    def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict) -> list:
+        dispatcher.utter_message(text="好的。如果还有其他问题，随时问我。")
+        return [SlotSet(OFFERED, False)]

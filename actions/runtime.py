@@ -1,0 +1,50 @@
+"""Process-wide state of the action server: the retriever (loaded once) and the store.
+
+A missing or broken index does not crash the server: it logs one clear line, reports
+"not ready" on /ready, and the answer action replies with the 12345 hotline instead.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from functools import lru_cache
+from pathlib import Path
+
+from index_builder.retriever import IndexNotReady, Retriever
+
+from .stores import Store
+
+log = logging.getLogger(__name__)
+ROOT = Path(__file__).resolve().parent.parent
+INDEX_DIR = Path(os.environ.get("ASSISTANT_INDEX", ROOT / "build" / "indexes" / "kb"))
+STORE_PATH = Path(os.environ.get("ASSISTANT_STORE", ROOT / "build" / "data" / "assistant.db"))
+
+_lock = threading.Lock()
+_retriever: Retriever | None = None
+_problem: str | None = None
+
+
+def retriever() -> Retriever | None:
+    """The loaded retriever, or None when the index is not usable (see `problem()`)."""
+    global _retriever, _problem
+    with _lock:
+        if _retriever is None:
+            try:
+                _retriever = Retriever(INDEX_DIR)
+                _problem = None
+                log.info("index loaded from %s (%d passages)", INDEX_DIR, len(_retriever.passages))
+            except IndexNotReady as exc:
+                if _problem != str(exc):
+                    log.error("index not ready: %s", exc)
+                _problem = str(exc)
+        return _retriever
+
+
+def problem() -> str | None:
+    return _problem
+
+
+@lru_cache(maxsize=1)
+def store() -> Store:
+    return Store(STORE_PATH)

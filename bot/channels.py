@@ -1,0 +1,77 @@
+"""Input channels that clean every message before Rasa sees it.
+
+Registered in credentials.yml in place of Rasa's own `rest` and `socketio` channels (same
+URLs). Each message is masked (身份证号, 手机号, bank cards: seed task 18), stripped of markup
+and cut to MAX_MESSAGE_CHARS before NLU, the tracker store or any log sees it. A REST turn
+that produces no reply at all (the action server is down or slow) gets a polite answer
+with the 12345 hotline instead of an empty list, within REPLY_TIMEOUT_S.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+from typing import Any, Awaitable, Callable, Optional
+
+from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
+from rasa.core.channels.rest import RestInput
+from rasa.core.channels.socketio import SocketIOInput
+from sanic.request import Request
+
+from actions.privacy import install_log_masking, mask_pii
+
+log = logging.getLogger(__name__)
+MAX_MESSAGE_CHARS = 1000
+REPLY_TIMEOUT_S = float(os.environ.get("ASSISTANT_REPLY_TIMEOUT", "20"))
+FALLBACK_REPLY = "抱歉，系统暂时繁忙，没能处理您的问题。请稍后再试，或拨打市民服务热线12345。"
+_TAGS = re.compile(r"<[^<>]{0,200}>")
+
+install_log_masking()  # Rasa's own log handlers are set up before channels load
+
+
+def clean_user_text(text: Optional[str]) -> str:
+    """Mask personal data, drop markup, cut to the limit. Slash-payloads pass unchanged."""
+    text = text or ""
+    if text.startswith("/"):
+        return text[:MAX_MESSAGE_CHARS]
+    text = _TAGS.sub(" ", text)
+    return mask_pii(text)[:MAX_MESSAGE_CHARS].strip()
+
+
+def guarded(on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Callable[[UserMessage], Awaitable[None]]:
+    """Clean the text, bound the turn's time, and never leave a REST caller without a reply."""
+
+    async def handle(message: UserMessage) -> None:
+        message.text = clean_user_text(message.text)
+        collector = message.output_channel if isinstance(message.output_channel, CollectingOutputChannel) else None
+        before = len(collector.messages) if collector else 0
+        try:
+            await asyncio.wait_for(on_new_message(message), timeout=REPLY_TIMEOUT_S)
+        except asyncio.TimeoutError:
+            log.error("turn for %s took longer than %.0f s", mask_pii(message.sender_id or ""), REPLY_TIMEOUT_S)
+        if collector is not None and len(collector.messages) == before:
+            await collector.send_text_message(message.sender_id, FALLBACK_REPLY)
+
+    return handle
+
+
+class CleanRestInput(RestInput):
+    @classmethod
+    def name(cls) -> str:
+        return "rest"
+
+    def _extract_message(self, req: Request) -> Optional[str]:
+        return clean_user_text(super()._extract_message(req))
+
+    def blueprint(self, on_new_message):
+        return super().blueprint(guarded(on_new_message))
+
+
+class CleanSocketIOInput(SocketIOInput):
+    @classmethod
+    def name(cls) -> str:
+        return "socketio"
+
+    def blueprint(self, on_new_message):
+        return super().blueprint(guarded(on_new_message))

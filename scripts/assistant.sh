@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Start the action server and the Rasa server; `--chat` adds a terminal chat in front.
+# Ctrl-C (or the chat's end) stops everything this script started.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mode=${1:-serve}
+RASA_PORT=${RASA_PORT:-5005}
+ACTION_PORT=${ACTION_PORT:-5055}
+MODEL=${MODEL:-build/models/assistant.tar.gz}
+mkdir -p build/logs build/data
+pids=()
+cleanup() {
+  trap - EXIT INT TERM
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT INT TERM
+
+wait_for() {  # url, name, seconds
+  for _ in $(seq "$3"); do
+    curl -fs -o /dev/null "$1" && return 0
+    sleep 1
+  done
+  echo "error: $2 did not start in $3 s; see build/logs/" >&2
+  exit 1
+}
+
+.venv/bin/python -m actions.server --port "$ACTION_PORT" --log-file build/logs/actions.log \
+  >> build/logs/actions.out 2>&1 &
+pids+=($!)
+PYTHONPATH=. .venv-rasa/bin/rasa run --model "$MODEL" --port "$RASA_PORT" --cors "*" \
+  --credentials credentials.yml --endpoints endpoints.yml --log-file build/logs/rasa.log \
+  >> build/logs/rasa.out 2>&1 &
+pids+=($!)
+wait_for "http://127.0.0.1:$ACTION_PORT/health" "the action server" 60
+wait_for "http://127.0.0.1:$RASA_PORT/" "the Rasa server" 180
+curl -fs "http://127.0.0.1:$ACTION_PORT/ready" >/dev/null || \
+  echo "warning: the action server has no index; answers will point to 12345 (see build/logs/actions.log)" >&2
+echo "assistant ready: REST http://127.0.0.1:$RASA_PORT/webhooks/rest/webhook, socket.io on the same port" >&2
+
+if [ "$mode" = "--chat" ]; then
+  .venv/bin/python -m actions --url "http://127.0.0.1:$RASA_PORT"
+else
+  wait -n "${pids[@]}"
+fi

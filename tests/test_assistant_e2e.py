@@ -1,0 +1,202 @@
+"""The whole assistant over HTTP: the trained Rasa model, the action server and the stores.
+
+Runs when ASSISTANT_MODEL names a trained model (`make test` trains one and sets it); the
+services start on spare ports with their own tracker database, store and logs.
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from actions.stores import Store
+
+ROOT = Path(__file__).resolve().parent.parent
+MODEL = os.environ.get("ASSISTANT_MODEL")
+INDEX = ROOT / "build" / "indexes" / "kb"
+RASA = ROOT / ".venv-rasa" / "bin" / "rasa"
+PII = ("310229199001011234", "13812345678", "6217000010001234567")
+
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get(url: str, timeout: float = 5) -> tuple[int, dict]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
+            return r.status, json.loads(r.read() or b"{}")
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"{}")
+
+
+def _wait(url: str, proc: subprocess.Popen, seconds: int) -> None:
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args[:3]} exited with {proc.returncode}")
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            return
+        except (urllib.error.URLError, ConnectionError, OSError):
+            time.sleep(0.5)
+    raise TimeoutError(f"{url} did not answer in {seconds} s")
+
+
+def start_action_server(tmp: Path, index: Path, port: int) -> subprocess.Popen:
+    env = dict(os.environ, ASSISTANT_INDEX=str(index), ASSISTANT_STORE=str(tmp / "assistant.db"))
+    log = open(tmp / "actions.out", "ab")
+    proc = subprocess.Popen([sys.executable, "-m", "actions.server", "--port", str(port),
+                             "--log-file", str(tmp / "actions.log")], cwd=ROOT, env=env, stdout=log, stderr=log)
+    _wait(f"http://127.0.0.1:{port}/health", proc, 90)
+    return proc
+
+
+@pytest.fixture(scope="module")
+def assistant(tmp_path_factory):
+    if not MODEL:
+        pytest.skip("set ASSISTANT_MODEL to a trained model (make test does) to run the assistant")
+    tmp = tmp_path_factory.mktemp("assistant")
+    action_port, rasa_port = _free_port(), _free_port()
+    (tmp / "endpoints.yml").write_text(
+        f'action_endpoint:\n  url: "http://127.0.0.1:{action_port}/webhook"\n'
+        f'tracker_store:\n  type: SQL\n  dialect: "sqlite"\n  db: "{tmp / "tracker.db"}"\n', encoding="utf-8")
+    actions = start_action_server(tmp, INDEX, action_port)
+    log = open(tmp / "rasa.out", "ab")
+    rasa = subprocess.Popen(
+        [str(RASA), "run", "--model", MODEL, "--port", str(rasa_port), "--credentials", "credentials.yml",
+         "--endpoints", str(tmp / "endpoints.yml"), "--log-file", str(tmp / "rasa.log")],
+        cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT), ASSISTANT_REPLY_TIMEOUT="10"), stdout=log, stderr=log)
+    try:
+        _wait(f"http://127.0.0.1:{rasa_port}/", rasa, 240)
+        yield {"url": f"http://127.0.0.1:{rasa_port}", "tmp": tmp, "actions": actions,
+               "action_port": action_port, "store": Store(tmp / "assistant.db")}
+    finally:
+        for p in (rasa, actions):
+            p.terminate()
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+def say(assistant, sender: str, text: str, timeout: float = 60) -> list[dict]:
+    body = json.dumps({"sender": sender, "message": text}).encode()
+    req = urllib.request.Request(assistant["url"] + "/webhooks/rest/webhook", body,
+                                 {"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=timeout) as r:
+        return json.loads(r.read())
+
+
+def texts(replies: list[dict]) -> str:
+    return "\n".join(r.get("text", "") for r in replies)
+
+
+def test_guide_question_gets_a_cited_answer_with_payload(assistant):
+    replies = say(assistant, "e2e-guide", "开个小饭店要准备啥")
+    assert "根据《食品经营许可" in texts(replies)
+    custom = next(r["custom"] for r in replies if "custom" in r)
+    assert custom["sources"][0]["doc_id"] == "sp-shipin-jingying" and custom["answer_id"]
+    assert any(r.get("buttons") for r in replies)
+
+
+def test_low_confidence_answer_offers_12345(assistant):
+    replies = say(assistant, "e2e-low", "我家猫最近不爱吃饭是怎么回事，要办什么手续吗")
+    assert "12345" in texts(replies)
+
+
+def test_greeting_and_bot_challenge(assistant):
+    assert "智能助手" in texts(say(assistant, "e2e-chat", "你好"))
+    assert "不是真人" in texts(say(assistant, "e2e-chat", "你是机器人吗"))
+
+
+def test_bad_rating_is_stored_masked_and_offers_a_person(assistant):
+    sender = "e2e-rating"
+    replies = say(assistant, sender, "公积金租房怎么提取")
+    answer_id = next(r["custom"]["answer_id"] for r in replies if "custom" in r)
+    replies = say(assistant, sender, "差评，说得不清楚，有事打我电话13812345678")
+    assert "转人工" in texts(replies)
+    [row] = assistant["store"].feedback(answer_id)
+    assert row["rating"] == "bad" and "gjj-tiqu-zufang" in row["doc_ids"]
+    assert "13812345678" not in row["reason"] and "138****5678" in row["reason"]
+    replies = say(assistant, sender, "好的")
+    assert "转人工" in texts(replies)
+    assert assistant["store"].latest_handoff(sender)["guides_shown"]
+
+
+def test_good_rating_is_stored(assistant):
+    sender = "e2e-good"
+    replies = say(assistant, sender, "结婚登记要带什么材料")
+    answer_id = next(r["custom"]["answer_id"] for r in replies if "custom" in r)
+    say(assistant, sender, "好评，很有帮助")
+    assert [r["rating"] for r in assistant["store"].feedback(answer_id)] == ["good"]
+
+
+def test_handoff_summary_for_agents(assistant):
+    sender = "e2e-handoff"
+    say(assistant, sender, "孩子刚出生户口怎么报")
+    replies = say(assistant, sender, "转人工")
+    assert "12345" in texts(replies)
+    summary = assistant["store"].latest_handoff(sender)
+    assert "户口" in " ".join(summary["questions"]) and summary["guides_shown"]
+
+
+def test_personal_data_never_stored_or_logged_in_clear(assistant):
+    sender = "e2e-pii"
+    say(assistant, sender, f"我身份证{PII[0]}，手机{PII[1]}，社保卡丢了怎么补办")
+    say(assistant, sender, f"银行卡{PII[2]}能绑定社保卡吗")
+    say(assistant, sender, f"差评 我手机{PII[1]}")
+    say(assistant, sender, "转人工")
+    tmp = assistant["tmp"]
+    with sqlite3.connect(tmp / "tracker.db") as db:
+        rows = [json.loads(data) for (data,) in db.execute("SELECT data FROM events")]
+    tracker_dump = json.dumps(rows, ensure_ascii=False)  # stored ASCII-escaped: decode first
+    assert "社保卡" in tracker_dump  # the conversation was stored...
+    stores = {"tracker": tracker_dump, "assistant.db": (tmp / "assistant.db").read_bytes().decode("utf-8", "ignore")}
+    for name in ("rasa.log", "rasa.out", "actions.log", "actions.out"):
+        if (tmp / name).exists():
+            stores[name] = (tmp / name).read_text(encoding="utf-8", errors="ignore")
+    for name, content in stores.items():
+        for secret in PII:
+            assert secret not in content, f"{secret} found in clear in {name}"
+
+
+@pytest.mark.parametrize("message", ["", "😀😀😀", "办" * 5000, "<script>alert('x')</script>怎么办居住证",
+                                     "開辦企業要準備什麼材料", "how to apply 营业执照"])
+def test_bad_input_gets_a_polite_reply(assistant, message):
+    replies = say(assistant, "e2e-bad", message)
+    assert replies and all("<script" not in r.get("text", "") for r in replies)
+
+
+def test_action_server_down_gives_a_polite_reply_quickly(assistant):
+    assistant["actions"].terminate()
+    assistant["actions"].wait(timeout=20)
+    started = time.time()
+    replies = say(assistant, "e2e-down", "居住证在哪里办")
+    assert "12345" in texts(replies)
+    assert time.time() - started < 15
+
+
+def test_missing_index_is_logged_and_reported_not_ready(tmp_path):
+    port = _free_port()
+    proc = start_action_server(tmp_path, tmp_path / "no-index", port)
+    try:
+        status, body = _get(f"http://127.0.0.1:{port}/ready")
+        assert status == 503 and not body["ready"] and str(tmp_path / "no-index") in body["problem"]
+        assert _get(f"http://127.0.0.1:{port}/health")[0] == 200
+        assert "index not ready" in (tmp_path / "actions.log").read_text(encoding="utf-8")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
