@@ -93,14 +93,13 @@ def _where_and_phone(retriever: Retriever, p: Passage) -> str:
     return "；".join(parts[:2]) + "。" if parts else ""
 
 
-def _source(hit) -> dict[str, Any]:
-    p = hit.passage
+def _source(p: Passage, score: float) -> dict[str, Any]:
     return {"doc_id": p.doc_id, "title": p.title, "section": p.section, "citation": p.citation,
-            "score": round(hit.score, 4), "meta": {k: v for k, v in p.meta.items() if v is not None}}
+            "score": round(score, 4), "meta": {k: v for k, v in p.meta.items() if v is not None}}
 
 
-def _follow_ups(retriever: Retriever, result: SearchResult) -> list[dict[str, str]]:
-    top = result.hits[0].passage
+def _follow_ups(retriever: Retriever, result: SearchResult, top: Passage) -> list[dict[str, str]]:
+    """Other sections of the guide used, then other guides found."""
     buttons = []
     if top.kind == "guide":
         for section in FOLLOW_UP_SECTIONS:
@@ -131,7 +130,7 @@ def compose(retriever: Retriever, result: SearchResult) -> Answer:
     if result.reason == "empty" or not result.hits:
         return Answer("您好，请用一句话告诉我您想办理的事情，例如\"开个小饭店要准备什么\"。",
                       False, answer_id, [])
-    sources = [_source(h) for h in result.hits[:3]]
+    sources = [_source(h.passage, h.score) for h in result.hits[:3]]
     top = result.hits[0].passage
     if not result.confident:
         titles = [f"《{h.passage.title}》" for h in result.top_docs()[:3]]
@@ -143,9 +142,11 @@ def compose(retriever: Retriever, result: SearchResult) -> Answer:
         buttons += [{"title": t, "payload": f"{t.strip('《》')}怎么办理"} for t in titles[:2]]
         return Answer(text, False, answer_id, sources, buttons)
     top = best_passage(retriever, result)
+    if top is not result.hits[0].passage:  # the section asked for is the source cited first
+        sources = [_source(top, result.hits[0].score)] + [s for s in sources if s["citation"] != top.citation][:2]
     body = _body(top)
     text = f"根据{top.citation}：{body}"
     tail = _where_and_phone(retriever, top)
     if tail:
         text += ("" if body.endswith(("。", "！", "？", "……")) else "。") + tail
-    return Answer(text, True, answer_id, sources, _follow_ups(retriever, result))
+    return Answer(text, True, answer_id, sources, _follow_ups(retriever, result, top))

@@ -15,6 +15,12 @@ def test_confident_answer_is_short_and_cited(retriever):
     assert answer.payload()["answer_id"] == answer.answer_id
 
 
+def test_section_asked_for_is_cited_first_and_not_offered_again(retriever):
+    answer = compose(retriever, retriever.search("开个小饭店要准备啥"))
+    assert answer.sources[0]["citation"] == "《食品经营许可》申请材料"
+    assert "申请材料" not in [b["title"] for b in answer.buttons]
+
+
 def test_low_confidence_offers_closest_guides_and_a_person(retriever):
     answer = compose(retriever, retriever.search("今天晚上的足球比赛谁会赢"))
     assert not answer.confident

@@ -1,0 +1,88 @@
+"""Chat-turn latency through Rasa's REST webhook: a guide question (NLU, dialogue, action
+server, retrieval) next to a turn answered by a fixed response (greet), at 1 and 20
+concurrent users. Starts the assistant with scripts/assistant.sh unless --url is given.
+
+    python -m bench.chat_latency [--turns 10] [--url http://127.0.0.1:5005]
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import aiohttp
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+GUIDE_QUESTIONS = ["开个小饭店要准备啥", "公积金租房怎么提取", "孩子出生户口怎么报", "居住证在哪里办",
+                   "社保卡丢了怎么补", "营业执照办下来要多久", "在外地住院能报销吗", "结婚登记要带什么材料"]
+FIXED = ["你好", "您好", "在吗", "早上好"]
+
+
+async def user(session, url, sender, messages, turns, out):
+    for i in range(turns):
+        text = messages[i % len(messages)]
+        t0 = time.perf_counter()
+        async with session.post(f"{url}/webhooks/rest/webhook", json={"sender": sender, "message": text}) as r:
+            replies = await r.json()
+        out.append((time.perf_counter() - t0) * 1000)
+        assert replies, f"no reply to {text}"
+
+
+async def run(url: str, users: int, turns: int, messages: list[str], tag: str) -> list[float]:
+    out: list[float] = []
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as session:
+        await asyncio.gather(*(user(session, url, f"bench-{tag}-{users}-{u}-{time.time_ns()}", messages, turns, out)
+                               for u in range(users)))
+    return out
+
+
+def start() -> subprocess.Popen:
+    env = dict(os.environ, RASA_PORT="5015", ACTION_PORT="5065")
+    proc = subprocess.Popen(["scripts/assistant.sh"], cwd=ROOT, env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(240):
+        try:
+            urllib.request.urlopen("http://127.0.0.1:5015/", timeout=2)
+            urllib.request.urlopen("http://127.0.0.1:5065/ready", timeout=2)
+            return proc
+        except OSError:
+            time.sleep(1)
+    os.killpg(proc.pid, signal.SIGTERM)
+    raise SystemExit("the assistant did not start; see build/logs/")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--url")
+    ap.add_argument("--turns", type=int, default=10, help="turns per user")
+    args = ap.parse_args()
+    proc = None if args.url else start()
+    url = args.url or "http://127.0.0.1:5015"
+    try:
+        asyncio.run(run(url, 2, 3, GUIDE_QUESTIONS + FIXED, "warm"))  # load models, fill caches
+        rows = {}
+        for users in (1, 20):
+            for name, messages in (("fixed_response", FIXED), ("guide_answer", GUIDE_QUESTIONS)):
+                lat = np.asarray(asyncio.run(run(url, users, args.turns, messages, name)))
+                rows[(users, name)] = lat
+                print(json.dumps({"users": users, "turn": name, "n": len(lat),
+                                  "p50_ms": round(float(np.percentile(lat, 50)), 1),
+                                  "p95_ms": round(float(np.percentile(lat, 95)), 1)}))
+            g, f = rows[(users, "guide_answer")], rows[(users, "fixed_response")]
+            print(json.dumps({"users": users, "p95_ratio_guide_over_fixed":
+                              round(float(np.percentile(g, 95) / np.percentile(f, 95)), 2)}))
+    finally:
+        if proc:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()
