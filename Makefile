@@ -18,7 +18,8 @@ RASA_VENV := .venv-rasa
 RASA := $(RASA_VENV)/bin/rasa
 INDEX := build/indexes/kb
 MODEL := build/models/assistant.tar.gz
-BOT_INPUTS := config.yml $(shell find bot -name '*.yml' 2>/dev/null)
+GEN_NLU := bot/data/nlu/generated_bundles.yml
+BOT_INPUTS := config.yml $(GEN_NLU) $(filter-out $(GEN_NLU),$(shell find bot -name '*.yml' 2>/dev/null))
 KB_INPUTS := $(shell find knowledge_base/guides knowledge_base/policies knowledge_base/faq -type f 2>/dev/null)
 
 # No model hub at run time, here or on a government intranet.
@@ -63,6 +64,11 @@ index: $(INDEX)/manifest.json
 build/jieba/userdict.txt: $(INDEX)/manifest.json
 	mkdir -p build/jieba && cp $(INDEX)/userdict.txt $@
 
+# NLU for the 一件事 bundles comes from knowledge_base/bundles/ (a new bundle is a new file)
+$(GEN_NLU): $(VENV)/.installed bot/bundle_nlu.py $(wildcard knowledge_base/bundles/*.yml) \
+            $(filter-out $(GEN_NLU),$(wildcard bot/data/nlu/*.yml))
+	$(PY) -m bot.bundle_nlu $@
+
 $(MODEL): $(RASA_VENV)/.installed $(BOT_INPUTS) build/jieba/userdict.txt
 	PYTHONPATH=. $(RASA) train --config config.yml --domain bot/domain --data bot/data \
 	  --out build/models --fixed-model-name assistant
@@ -86,7 +92,7 @@ test: test-py test-bot
 test-py: setup index $(MODEL)
 	ASSISTANT_MODEL=$(MODEL) $(PY) -m pytest -q tests
 
-test-bot: $(MODEL)
+test-bot: $(MODEL) $(GEN_NLU)
 	PYTHONPATH=. $(RASA) data validate --domain bot/domain --data bot/data --config config.yml
 	PYTHONPATH=. $(RASA) test core --model $(MODEL) --stories tests/conversations \
 	  --fail-on-prediction-errors --out build/results

@@ -22,6 +22,7 @@ from .privacy import install_log_masking
 def build_app():
     executor = ActionExecutor()
     executor.register_package("actions.actions")
+    executor.register_package("actions.bundle_actions")
     app = create_app(executor)
 
     @app.get("/ready")

@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-serve}
 RASA_PORT=${RASA_PORT:-5005}
-ACTION_PORT=${ACTION_PORT:-5055}
+export ACTION_PORT=${ACTION_PORT:-5055}
 MODEL=${MODEL:-build/models/assistant.tar.gz}
 mkdir -p build/logs build/data
 pids=()

@@ -180,6 +180,66 @@ def test_bad_input_gets_a_polite_reply(assistant, message):
     assert replies and all("<script" not in r.get("text", "") for r in replies)
 
 
+# ---------------------------------------------------------------- 一件事 forms, live
+
+from bundle_paths import answer_text, cases, start_text  # noqa: E402
+
+from actions.bundles import load_bundles  # noqa: E402
+
+BUNDLES = load_bundles()
+
+
+def _custom(replies: list[dict], key: str):
+    return next((r["custom"] for r in replies if key in (r.get("custom") or {})), None)
+
+
+def walk_bundle(assistant, sender: str, bundle_id: str, answers: dict) -> dict:
+    """Start the check, answer whatever the form asks from `answers`, return the outcome."""
+    bundle = BUNDLES[bundle_id]
+    replies = say(assistant, sender, start_text(bundle))
+    for _ in range(15):
+        outcome = _custom(replies, "bundle_outcome")
+        if outcome:
+            return outcome["bundle_outcome"]
+        asked = _custom(replies, "slot")
+        assert asked, f"no question and no outcome: {texts(replies)}"
+        question = next(q for q in bundle.questions if q.slot == asked["slot"])
+        replies = say(assistant, sender, answer_text(question, answers[question.slot]).text)
+    raise AssertionError("the form did not end")
+
+
+@pytest.mark.parametrize("bundle_id,rule,answers",
+                         [(b, r, a) for b in sorted(BUNDLES) for r, a in cases(b)],
+                         ids=lambda x: x if isinstance(x, str) else "")
+def test_every_bundle_rule_through_the_assistant(assistant, bundle_id, rule, answers):
+    outcome = walk_bundle(assistant, f"e2e-{bundle_id}-{rule}", bundle_id, answers)
+    assert outcome["rule"] == rule and outcome["explanation"]
+    if outcome["status"] == "eligible":  # a tailored checklist with where to go
+        assert outcome["checklist"]["steps"] and outcome["checklist"]["where"]
+
+
+def test_bundle_correction_interruption_and_cancel(assistant):
+    sender = "e2e-bundle-flow"
+    replies = say(assistant, sender, "孩子出生了，我想办出生一件事")
+    assert _custom(replies, "slot")["slot"] == "parent_hukou"
+    say(assistant, sender, "外地户口")
+    replies = say(assistant, sender, "刚才说错了，是上海户口")
+    assert "本市户籍" in texts(replies) and _custom(replies, "slot")["slot"] != "parent_permit"
+    asked = _custom(replies, "slot")["slot"]
+    replies = say(assistant, sender, "社保卡丢了怎么补办")
+    assert "根据《" in texts(replies) and _custom(replies, "slot")["slot"] == asked
+    replies = say(assistant, sender, "不办了")
+    assert "已停止" in texts(replies)
+    assert "智能助手" in texts(say(assistant, sender, "你好"))
+
+
+def test_company_opening_starts_the_yichuangtong_check(assistant):
+    replies = say(assistant, "e2e-company", "我想开公司")
+    assert "开办企业" in texts(replies) and _custom(replies, "slot")["bundle"] == "kaiban-qiye"
+
+
+# ---------------------------------------------------------------- failures (last: stops the action server)
+
 def test_action_server_down_gives_a_polite_reply_quickly(assistant):
     assistant["actions"].terminate()
     assistant["actions"].wait(timeout=20)
