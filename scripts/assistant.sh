@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Start the action server and the Rasa server; `--chat` adds a terminal chat in front.
+# Start the action server, the Rasa server and the voice gateway; `--chat` adds a terminal
+# chat in front.
 # Ctrl-C (or the chat's end) stops everything this script started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-serve}
 RASA_PORT=${RASA_PORT:-5005}
 export ACTION_PORT=${ACTION_PORT:-5055}
+VOICE_PORT=${VOICE_PORT:-8090}
 MODEL=${MODEL:-build/models/assistant.tar.gz}
 mkdir -p build/logs build/data
 pids=()
@@ -14,7 +16,8 @@ cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'cleanup; exit 130' INT TERM
 
 wait_for() {  # url, name, seconds
   for _ in $(seq "$3"); do
@@ -34,9 +37,14 @@ PYTHONPATH=. .venv-rasa/bin/rasa run --model "$MODEL" --port "$RASA_PORT" --cors
 pids+=($!)
 wait_for "http://127.0.0.1:$ACTION_PORT/health" "the action server" 60
 wait_for "http://127.0.0.1:$RASA_PORT/" "the Rasa server" 180
+.venv/bin/python -m voice serve --port "$VOICE_PORT" --rasa-url "http://127.0.0.1:$RASA_PORT" \
+  >> build/logs/voice.out 2>&1 &
+pids+=($!)
+wait_for "http://127.0.0.1:$VOICE_PORT/healthz" "the voice gateway" 120
 curl -fs "http://127.0.0.1:$ACTION_PORT/ready" >/dev/null || \
   echo "warning: the action server has no index; answers will point to 12345 (see build/logs/actions.log)" >&2
-echo "assistant ready: REST http://127.0.0.1:$RASA_PORT/webhooks/rest/webhook, socket.io on the same port" >&2
+echo "assistant ready: REST http://127.0.0.1:$RASA_PORT/webhooks/rest/webhook (and socket.io)," \
+  "voice http://127.0.0.1:$VOICE_PORT/api/voice" >&2
 
 if [ "$mode" = "--chat" ]; then
   .venv/bin/python -m actions --url "http://127.0.0.1:$RASA_PORT"

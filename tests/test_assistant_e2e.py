@@ -238,6 +238,34 @@ def test_company_opening_starts_the_yichuangtong_check(assistant):
     assert "开办企业" in texts(replies) and _custom(replies, "slot")["bundle"] == "kaiban-qiye"
 
 
+# ---------------------------------------------------------------- voice, live
+
+SHARED_AUDIO = ROOT.parent / "shared" / "audio" / "audio"
+
+
+def test_voice_turn_through_the_gateway_to_the_assistant(assistant, tmp_path):
+    clip = SHARED_AUDIO / "paddlespeech__zh.wav"
+    if not clip.exists():
+        pytest.skip(f"{clip} not found (../shared comes with the project)")
+    port = _free_port()
+    log = open(tmp_path / "voice.out", "ab")
+    proc = subprocess.Popen([sys.executable, "-m", "voice", "serve", "--port", str(port), "--rasa-url", assistant["url"]],
+                            cwd=ROOT, stdout=log, stderr=log)
+    try:
+        _wait(f"http://127.0.0.1:{port}/healthz", proc, 120)
+        status, health = _get(f"http://127.0.0.1:{port}/healthz")
+        assert status == 200 and health["rasa"]["reachable"]
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/api/voice?sender=e2e-voice", clip.read_bytes(),
+                                     {"Content-Type": "audio/wav"})
+        with urllib.request.urlopen(req, timeout=120) as r:
+            body = json.loads(r.read())
+        assert "跑步" in body["transcript"] and body["replies"]  # the spoken sentence reached Rasa
+        assert body["timings"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
 # ---------------------------------------------------------------- failures (last: stops the action server)
 
 def test_action_server_down_gives_a_polite_reply_quickly(assistant):
