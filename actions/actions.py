@@ -82,7 +82,7 @@ class ActionHandoff(Action):
         return "action_handoff"
 
     def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict) -> list:
-        turns, shown_by_turn = [], []
+        turns: list[Turn] = []
         for event in tracker.events:
             if event.get("event") == "user":
                 turns.append(Turn(event.get("text") or "", []))

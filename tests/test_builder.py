@@ -3,7 +3,7 @@ import json
 import pytest
 import yaml
 
-from conftest import FIXTURE_GUIDES, CountingEncoder, write_kb
+from conftest import FIXTURE_GUIDES, CountingEncoder
 from index_builder.builder import MANIFEST, build_index, builds_root
 from index_builder.knowledge import KnowledgeError
 from index_builder.passages import split

@@ -1,17 +1,11 @@
 """Passage splitting, tokenisation with the user dictionary, normalisation, eval metrics."""
-import json
-import subprocess
-import sys
-from pathlib import Path
-
-import numpy as np
 import pytest
 
-from conftest import FIXTURE_GUIDES, ROOT, write_kb
+from conftest import ROOT
 from index_builder.evaluate import first_hit_rank, load_queries, metrics
 from index_builder.knowledge import Material, load_source
 from index_builder.normalize import is_meaningful, normalize, normalize_query
-from index_builder.passages import guide_passages, material_line, split, user_dictionary_terms
+from index_builder.passages import guide_passages, material_line, user_dictionary_terms
 from index_builder.tokens import Tokenizer
 
 

@@ -7,16 +7,16 @@ skipped, with the reason, only when that folder is absent.
 from __future__ import annotations
 
 import csv
-import io
 import os
 import subprocess
 import sys
-import wave
 from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
+
+from audio_util import encode, wav_bytes
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,36 +35,6 @@ CER_BOUND = 0.15
 def manifest() -> dict[str, str]:
     with (SHARED_AUDIO / "manifest.tsv").open(encoding="utf-8") as f:
         return {r["file"]: r["transcript"] for r in csv.DictReader(f, delimiter="\t")}
-
-
-def wav_bytes(samples: np.ndarray, rate: int = 16000) -> bytes:
-    buf = io.BytesIO()
-    with wave.open(buf, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes((np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes())
-    return buf.getvalue()
-
-
-def encode(samples: np.ndarray, container: str, codec: str, rate: int) -> bytes:
-    """Encode 16 kHz mono float samples with PyAV (what a browser or phone would send)."""
-    import av
-
-    buf = io.BytesIO()
-    with av.open(buf, "w", format=container) as out:
-        stream = out.add_stream(codec, rate=rate)
-        stream.layout = "mono"
-        resampler = av.audio.resampler.AudioResampler(format=stream.format.name, layout="mono", rate=rate)
-        frame = av.AudioFrame.from_ndarray((samples * 32767).astype(np.int16)[None, :], format="s16",
-                                           layout="mono")
-        frame.sample_rate = 16000
-        for f in resampler.resample(frame) + resampler.resample(None):
-            for packet in stream.encode(f):
-                out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
-    return buf.getvalue()
 
 
 @pytest.fixture(scope="session")

@@ -4,16 +4,16 @@ against the real assistant lives with the dialogue tests."""
 from __future__ import annotations
 
 import asyncio
-import io
 import os
 import socket
 import time
-import wave
 from pathlib import Path
 
 import aiohttp
 import numpy as np
 import pytest
+
+from audio_util import encode, wav_bytes
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
@@ -25,33 +25,9 @@ pytestmark = pytest.mark.skipif(not CLIP.is_file(),
                                 reason=f"real recordings not found at {SHARED_AUDIO} (../shared/audio)")
 
 
-def wav_bytes(samples: np.ndarray, rate: int = 16000) -> bytes:
-    buf = io.BytesIO()
-    with wave.open(buf, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes((np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes())
-    return buf.getvalue()
-
-
 def encode_webm(samples: np.ndarray) -> bytes:
     """Opus in WebM at 48 kHz, what a browser's MediaRecorder sends."""
-    import av
-
-    buf = io.BytesIO()
-    with av.open(buf, "w", format="webm") as out:
-        stream = out.add_stream("libopus", rate=48000)
-        stream.layout = "mono"
-        resampler = av.audio.resampler.AudioResampler(format=stream.format.name, layout="mono", rate=48000)
-        frame = av.AudioFrame.from_ndarray((samples * 32767).astype(np.int16)[None, :], format="s16", layout="mono")
-        frame.sample_rate = 16000
-        for f in resampler.resample(frame) + resampler.resample(None):
-            for packet in stream.encode(f):
-                out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
-    return buf.getvalue()
+    return encode(samples, "webm", "libopus", 48000)
 
 
 @pytest.fixture(scope="module")
