@@ -9,14 +9,16 @@ with the 12345 hotline instead of an empty list, within REPLY_TIMEOUT_S.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import os
 import re
-from typing import Any, Awaitable, Callable, Optional
+import uuid
+from typing import Any, Awaitable, Callable, Dict, Optional
 
 from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
 from rasa.core.channels.rest import RestInput
-from rasa.core.channels.socketio import SocketIOInput
+from rasa.core.channels.socketio import SocketIOInput, SocketIOOutput
 from sanic.request import Request
 
 from actions.privacy import install_log_masking, mask_pii
@@ -68,10 +70,45 @@ class CleanRestInput(RestInput):
         return super().blueprint(guarded(on_new_message))
 
 
+class CustomJsonSocketIOOutput(SocketIOOutput):
+    """Rasa 3.6 emits a custom payload as `sio.emit(evt, **payload)`, which raises for any
+    payload that is not emit's own keyword arguments (and loses the turn); send it as
+    {"custom": payload}, the shape the REST channel uses."""
+
+    async def send_custom_json(self, recipient_id: str, json_message: Dict[str, Any], **kwargs: Any) -> None:
+        await self._send_message(recipient_id, {"custom": json_message})
+
+
+def with_custom_json(on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Callable[[UserMessage], Awaitable[Any]]:
+    async def handle(message: UserMessage) -> Any:
+        out = message.output_channel
+        if isinstance(out, SocketIOOutput) and not isinstance(out, CustomJsonSocketIOOutput):
+            message.output_channel = CustomJsonSocketIOOutput(out.sio, out.bot_message_evt)
+        return await on_new_message(message)
+
+    return handle
+
+
 class CleanSocketIOInput(SocketIOInput):
     @classmethod
     def name(cls) -> str:
         return "socketio"
 
     def blueprint(self, on_new_message):
-        return super().blueprint(guarded(on_new_message))
+        webhook = super().blueprint(with_custom_json(guarded(on_new_message)))
+        sio = self.sio
+
+        # Rasa 3.6 calls sio.enter_room() without await; since python-socketio 5.10 it is a
+        # coroutine there, so a persistent session never joined its room and got no replies.
+        @sio.on("session_request", namespace=self.namespace)
+        async def session_request(sid: str, data: Optional[Dict]) -> None:
+            data = data or {}
+            if not data.get("session_id"):
+                data["session_id"] = uuid.uuid4().hex
+            if self.session_persistence:
+                joined = sio.enter_room(sid, data["session_id"], namespace=self.namespace)
+                if inspect.isawaitable(joined):
+                    await joined
+            await sio.emit("session_confirm", data["session_id"], room=sid)
+
+        return webhook

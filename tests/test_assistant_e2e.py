@@ -173,6 +173,47 @@ def test_personal_data_never_stored_or_logged_in_clear(assistant):
             assert secret not in content, f"{secret} found in clear in {name}"
 
 
+def test_socketio_channel_answers_and_masks(assistant):
+    import asyncio
+    import uuid
+
+    import socketio
+
+    session_id = f"e2e-socket-{uuid.uuid4().hex[:8]}"
+    replies: list[dict] = []
+
+    async def talk() -> None:
+        client = socketio.AsyncClient()
+        answered = asyncio.Event()
+
+        @client.on("bot_uttered")
+        async def on_bot(data):
+            replies.append(data)
+            if "根据《" in (data.get("text") or ""):
+                answered.set()
+
+        await client.connect(assistant["url"], socketio_path="/socket.io")
+        await client.emit("session_request", {"session_id": session_id})
+        await asyncio.sleep(0.5)
+        await client.emit("user_uttered", {"message": f"我手机{PII[1]}，开个小饭店要准备啥", "session_id": session_id})
+        try:
+            await asyncio.wait_for(answered.wait(), timeout=60)
+        finally:
+            await client.disconnect()
+
+    asyncio.run(talk())
+    assert any("根据《食品经营许可" in (r.get("text") or "") for r in replies)
+    stored = ""
+    for _ in range(40):  # socket.io replies go out before the turn's events are saved
+        with sqlite3.connect(assistant["tmp"] / "tracker.db") as db:
+            stored = json.dumps([json.loads(d) for (d,) in db.execute(
+                "SELECT data FROM events WHERE sender_id = ?", (session_id,))], ensure_ascii=False)
+        if "小饭店" in stored:
+            break
+        time.sleep(0.25)
+    assert "小饭店" in stored and PII[1] not in stored and "138****5678" in stored
+
+
 @pytest.mark.parametrize("message", ["", "😀😀😀", "办" * 5000, "<script>alert('x')</script>怎么办居住证",
                                      "開辦企業要準備什麼材料", "how to apply 营业执照"])
 def test_bad_input_gets_a_polite_reply(assistant, message):
