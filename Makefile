@@ -27,7 +27,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
 .PHONY: help setup index train run serve chat-offline query test test-py test-bot eval bench validate clean \
-        voice-model voice bench-voice
+        voice-model voice bench-voice system-deps
 
 help:
 	@echo "make run       install what is missing, build the index, train, start the assistant with a terminal chat"
@@ -40,7 +40,7 @@ help:
 	@echo "make bench     dense vs BM25 vs hybrid on both evaluation sets, build time, size, latency"
 	@echo "make validate  check every knowledge-base file against the schema"
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+$(VENV)/.installed: requirements.txt requirements-dev.txt voice/requirements.txt web/requirements.txt
 	@test -n "$(PYTHON311)" || { echo "error: Python 3.11 is needed for $(VENV) and was not found; install it (e.g. pyenv install 3.11) or set PYTHON311=/path/to/python3.11" >&2; exit 1; }
 	test -x $(PY) || $(PYTHON311) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
@@ -105,7 +105,23 @@ query: index
 
 test: test-py test-bot
 
-test-py: setup index $(MODEL) $(VOICE_MODEL)
+# Debian packages the tests use: chromium (+ driver) and CJK fonts for the browser tests,
+# docker-compose to check docker-compose.yml. Installed only when missing and when we are
+# root with apt-get (as on CI); elsewhere the tests that need them say why they skip.
+SYSTEM_DEPS_OK := $(shell test -x /usr/bin/chromium && fc-list 2>/dev/null | grep -qi "noto.*cjk" && \
+  { docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null 2>&1 || ! command -v docker >/dev/null 2>&1; } && echo yes)
+system-deps:
+ifneq ($(SYSTEM_DEPS_OK),yes)
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  pkgs="chromium chromium-driver fonts-noto-cjk"; \
+	  if command -v docker >/dev/null 2>&1 && ! docker compose version >/dev/null 2>&1; then pkgs="$$pkgs docker-compose"; fi; \
+	  echo "installing $$pkgs (apt)"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$pkgs) >/dev/null \
+	    || echo "could not install $$pkgs: browser and compose checks will skip"; \
+	else echo "not root or no apt-get: install chromium, chromium-driver, fonts-noto-cjk yourself for the browser tests"; fi
+endif
+
+test-py: setup system-deps index $(MODEL) $(VOICE_MODEL)
 	ASSISTANT_MODEL=$(MODEL) $(PY) -m pytest -q tests
 
 test-bot: $(MODEL) $(GEN_NLU)

@@ -8,6 +8,9 @@ mode=${1:-serve}
 RASA_PORT=${RASA_PORT:-5005}
 export ACTION_PORT=${ACTION_PORT:-5055}
 VOICE_PORT=${VOICE_PORT:-8090}
+WEB_PORT=${WEB_PORT:-8080}
+# the 12345 copilot needs an agent token: set COPILOT_TOKEN, or one is made for this run
+export COPILOT_TOKEN=${COPILOT_TOKEN:-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')}
 MODEL=${MODEL:-build/models/assistant.tar.gz}
 mkdir -p build/logs build/data
 pids=()
@@ -41,10 +44,15 @@ wait_for "http://127.0.0.1:$RASA_PORT/" "the Rasa server" 180
   >> build/logs/voice.out 2>&1 &
 pids+=($!)
 wait_for "http://127.0.0.1:$VOICE_PORT/healthz" "the voice gateway" 120
+.venv/bin/python -m web --port "$WEB_PORT" --rasa-url "http://127.0.0.1:$RASA_PORT" \
+  --voice-url "http://127.0.0.1:$VOICE_PORT" >> build/logs/web.out 2>&1 &
+pids+=($!)
+wait_for "http://127.0.0.1:$WEB_PORT/chat" "the web server" 60
 curl -fs "http://127.0.0.1:$ACTION_PORT/ready" >/dev/null || \
   echo "warning: the action server has no index; answers will point to 12345 (see build/logs/actions.log)" >&2
 echo "assistant ready: REST http://127.0.0.1:$RASA_PORT/webhooks/rest/webhook (and socket.io)," \
   "voice http://127.0.0.1:$VOICE_PORT/api/voice" >&2
+echo "web: http://127.0.0.1:$WEB_PORT/chat  /kiosk  /copilot (agent token: $COPILOT_TOKEN)" >&2
 
 if [ "$mode" = "--chat" ]; then
   .venv/bin/python -m actions --url "http://127.0.0.1:$RASA_PORT"

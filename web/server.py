@@ -1,0 +1,305 @@
+"""aiohttp server for the three front ends; plain static HTML/CSS/JS, no build step.
+
+    GET  /chat, /kiosk             public pages
+    GET  /copilot                  12345 agents only (COPILOT_TOKEN: Bearer header or login cookie)
+    POST /copilot/login            form {token} -> HttpOnly cookie
+    POST /api/chat                 {sender, message} -> Rasa REST webhook replies
+    POST /api/voice                audio (multipart or raw body) -> voice gateway
+    POST /api/feedback             {answer_id, rating: good|bad, reason?, sender, doc_ids} -> Store
+    GET  /api/copilot/guides?q=    best guides with key fields (token)
+    GET  /api/copilot/handoffs     recent handoff summaries (token)
+
+Errors are JSON {"error": code, "message": Chinese text}; when Rasa or the voice gateway is down
+the message points to the 12345 hotline.
+"""
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+log = logging.getLogger("web")
+
+STATIC = Path(__file__).resolve().parent / "static"
+HOTLINE = "12345"
+MSG_DOWN = f"系统暂时繁忙，智能助手暂时无法回复。请稍后再试，或拨打{HOTLINE}市民服务热线。"
+MSG_VOICE_DOWN = f"语音服务暂时不可用，请改用文字输入，或拨打{HOTLINE}市民服务热线。"
+MAX_MESSAGE = 1000
+COOKIE = "copilot_token"
+GUIDE_FIELDS = {  # passage section -> field name for the copilot
+    "事项概述": "overview", "申请条件": "conditions", "申请材料": "materials", "办理方式和地点": "where",
+    "办理时限和收费": "time_fee", "咨询和投诉": "phone",
+}
+
+
+@dataclass
+class Config:
+    rasa_url: str = "http://127.0.0.1:5005"
+    voice_url: str = "http://127.0.0.1:8090"
+    store: str = "build/data/assistant.db"
+    index: str = "build/indexes/kb"
+    token: str | None = None
+    rasa_timeout: float = 30.0
+    voice_timeout: float = 120.0
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False)
+
+
+def _error(status: int, code: str, message: str, **extra) -> web.Response:
+    return web.json_response({"error": code, "message": message, **extra}, status=status, dumps=_dumps)
+
+
+def _page(name: str) -> web.FileResponse:
+    return web.FileResponse(STATIC / name, headers={"Cache-Control": "no-store"})
+
+
+@web.middleware
+async def security_headers(request: web.Request, handler):
+    try:
+        resp = await handler(request)
+    except web.HTTPException as exc:
+        if request.path.startswith("/api/") and exc.status >= 400:
+            resp = _error(exc.status, "http_error", exc.reason)
+        else:
+            raise
+    resp.headers.setdefault("Content-Security-Policy",
+                            "default-src 'self'; img-src 'self' data:; media-src 'self' blob:; "
+                            "object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
+    resp.headers.setdefault("X-Content-Type-Options", "nosniff")
+    resp.headers.setdefault("Referrer-Policy", "no-referrer")
+    return resp
+
+
+class WebApp:
+    def __init__(self, cfg: Config):
+        self.cfg = cfg
+        self.session: aiohttp.ClientSession | None = None
+        self._store = None
+        self._retriever = None
+        self._retriever_task: asyncio.Future | None = None
+
+    # ------------------------------------------------------------------ plumbing
+
+    def make_app(self) -> web.Application:
+        app = web.Application(client_max_size=12 * 1024 * 1024, middlewares=[security_headers])
+        r = app.router
+        r.add_get("/", self.root)
+        r.add_get("/chat", self.chat_page)
+        r.add_get("/kiosk", self.kiosk_page)
+        r.add_get("/copilot", self.copilot_page)
+        r.add_post("/copilot/login", self.copilot_login)
+        r.add_post("/copilot/logout", self.copilot_logout)
+        r.add_post("/api/chat", self.chat)
+        r.add_post("/api/voice", self.voice)
+        r.add_post("/api/feedback", self.feedback)
+        r.add_get("/api/copilot/guides", self.guides)
+        r.add_get("/api/copilot/handoffs", self.handoffs)
+        r.add_get("/healthz", self.health)
+        r.add_static("/static/", STATIC, show_index=False)
+        app.on_startup.append(self._startup)
+        app.on_cleanup.append(self._cleanup)
+        return app
+
+    async def _startup(self, app: web.Application) -> None:
+        self.session = aiohttp.ClientSession()
+        # load the index in the background so the first copilot query does not wait for it
+        self._retriever_task = asyncio.get_running_loop().run_in_executor(None, self._load_retriever)
+
+    async def _cleanup(self, app: web.Application) -> None:
+        if self.session is not None:
+            await self.session.close()
+
+    def _load_retriever(self):
+        from index_builder.retriever import Retriever
+
+        try:
+            self._retriever = Retriever(self.cfg.index)
+        except Exception as exc:  # IndexNotReady or a broken folder: the copilot says so
+            log.warning("copilot index not loaded: %s", exc)
+            self._retriever = exc
+        return self._retriever
+
+    def store(self):
+        if self._store is None:
+            from actions.stores import Store
+
+            self._store = Store(self.cfg.store)
+        return self._store
+
+    def authorized(self, request: web.Request) -> bool:
+        token = self.cfg.token
+        if not token:
+            return False
+        given = request.headers.get("Authorization", "")
+        given = given[7:] if given.startswith("Bearer ") else request.cookies.get(COOKIE, "")
+        return bool(given) and hmac.compare_digest(given.encode(), token.encode())
+
+    # ------------------------------------------------------------------ pages
+
+    async def root(self, request: web.Request) -> web.StreamResponse:
+        raise web.HTTPFound("/chat")
+
+    async def chat_page(self, request: web.Request) -> web.StreamResponse:
+        return _page("chat.html")
+
+    async def kiosk_page(self, request: web.Request) -> web.StreamResponse:
+        return _page("kiosk.html")
+
+    async def copilot_page(self, request: web.Request) -> web.StreamResponse:
+        if self.authorized(request):
+            return _page("copilot.html")
+        html = (STATIC / "login.html").read_text(encoding="utf-8")
+        if request.query.get("failed"):
+            html = html.replace("<!--failed-->", '<p class="err">口令不正确，请重试。</p>')
+        return web.Response(status=401, text=html, content_type="text/html", charset="utf-8",
+                            headers={"WWW-Authenticate": 'Bearer realm="copilot"', "Cache-Control": "no-store"})
+
+    async def copilot_login(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        token = str(form.get("token", ""))
+        if not self.cfg.token or not hmac.compare_digest(token.encode(), self.cfg.token.encode()):
+            raise web.HTTPSeeOther("/copilot?failed=1")
+        resp = web.HTTPSeeOther("/copilot")
+        resp.set_cookie(COOKIE, token, httponly=True, samesite="Strict", path="/")
+        raise resp
+
+    async def copilot_logout(self, request: web.Request) -> web.Response:
+        resp = web.HTTPSeeOther("/copilot")
+        resp.del_cookie(COOKIE, path="/")
+        raise resp
+
+    async def health(self, request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok", "index_loaded": self._retriever is not None
+                                  and not isinstance(self._retriever, Exception)})
+
+    # ------------------------------------------------------------------ chat / voice proxies
+
+    async def chat(self, request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+        except (ValueError, UnicodeDecodeError):
+            return _error(400, "bad_request", "请求格式不正确。")
+        if not isinstance(body, dict):
+            return _error(400, "bad_request", "请求格式不正确。")
+        sender = str(body.get("sender") or "").strip()[:128]
+        message = str(body.get("message") or "")[:MAX_MESSAGE]
+        if not sender:
+            return _error(400, "missing_sender", "缺少会话编号（sender）。")
+        try:
+            async with self.session.post(f"{self.cfg.rasa_url}/webhooks/rest/webhook",
+                                         json={"sender": sender, "message": message},
+                                         timeout=aiohttp.ClientTimeout(total=self.cfg.rasa_timeout)) as resp:
+                if resp.status != 200:
+                    log.warning("rasa answered HTTP %s", resp.status)
+                    return _error(502, "assistant_error", MSG_DOWN, replies=[{"text": MSG_DOWN}])
+                replies = await resp.json(content_type=None)
+        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
+            log.warning("rasa unreachable: %s", type(exc).__name__)
+            return _error(503, "assistant_unavailable", MSG_DOWN, replies=[{"text": MSG_DOWN}])
+        return web.json_response({"sender": sender, "replies": replies or []}, dumps=_dumps)
+
+    async def voice(self, request: web.Request) -> web.Response:
+        data = await request.read()
+        url = f"{self.cfg.voice_url}/api/voice"
+        if request.query_string:
+            url += "?" + request.query_string
+        headers = {"Content-Type": request.headers.get("Content-Type", "application/octet-stream")}
+        try:
+            async with self.session.post(url, data=data, headers=headers,
+                                         timeout=aiohttp.ClientTimeout(total=self.cfg.voice_timeout)) as resp:
+                text = await resp.text()
+                try:
+                    payload = json.loads(text)
+                except ValueError:
+                    return _error(502, "voice_error", MSG_VOICE_DOWN)
+                return web.json_response(payload, status=resp.status, dumps=_dumps)
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            log.warning("voice gateway unreachable: %s", type(exc).__name__)
+            return _error(503, "voice_unavailable", MSG_VOICE_DOWN)
+
+    # ------------------------------------------------------------------ 好差评
+
+    async def feedback(self, request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+            if not isinstance(body, dict):
+                raise ValueError
+        except (ValueError, UnicodeDecodeError):
+            return _error(400, "bad_request", "请求格式不正确。")
+        rating = body.get("rating")
+        answer_id = str(body.get("answer_id") or "")[:64]
+        sender = str(body.get("sender") or "web")[:128]
+        reason = str(body.get("reason") or "")[:500] or None
+        doc_ids = [str(d)[:128] for d in (body.get("doc_ids") or []) if d][:10]
+        if rating not in ("good", "bad") or not answer_id:
+            return _error(400, "bad_feedback", "评价需要 answer_id 和 rating（good 或 bad）。")
+        loop = asyncio.get_running_loop()
+        try:
+            row = await loop.run_in_executor(
+                None, lambda: self.store().add_feedback(answer_id, sender, rating, doc_ids, reason))
+        except Exception:
+            log.exception("feedback not stored")
+            return _error(500, "store_error", f"评价暂时没有保存成功，请稍后再试，或拨打{HOTLINE}。")
+        return web.json_response({"ok": True, "id": row, "message": "感谢您的评价！"}, dumps=_dumps)
+
+    # ------------------------------------------------------------------ copilot APIs
+
+    async def guides(self, request: web.Request) -> web.Response:
+        if not self.authorized(request):
+            return _error(401, "unauthorized", "需要坐席口令。")
+        q = request.query.get("q", "").strip()[:MAX_MESSAGE]
+        if not q:
+            return web.json_response({"query": "", "guides": []})
+        retriever = self._retriever if self._retriever is not None else await self._retriever_task
+        if isinstance(retriever, Exception):
+            return _error(503, "index_not_ready", f"办事指南索引未就绪：{retriever}")
+        loop = asyncio.get_running_loop()
+        data = await loop.run_in_executor(None, lambda: self._guides(retriever, q))
+        return web.json_response(data, dumps=_dumps)
+
+    @staticmethod
+    def _guides(retriever, q: str, limit: int = 3) -> dict[str, Any]:
+        result = retriever.search(q, k=10)
+        guides = []
+        for hit in result.top_docs()[:limit]:
+            p = hit.passage
+            item: dict[str, Any] = {"doc_id": p.doc_id, "title": p.title, "kind": p.kind,
+                                    "score": round(hit.score, 4), "matched": p.section,
+                                    "department": p.meta.get("department") or p.meta.get("lead"),
+                                    "phone": p.meta.get("consult_phone") or HOTLINE}
+            if p.kind == "guide":
+                for q_ in retriever.passages_of(p.doc_id):
+                    key = GUIDE_FIELDS.get(q_.section)
+                    if key == "phone":
+                        item["contact"] = q_.text
+                    elif key:
+                        item[key] = q_.text
+            else:
+                item["overview"] = p.text
+            guides.append(item)
+        return {"query": result.query, "confidence": round(result.confidence, 4),
+                "confident": result.confident, "guides": guides}
+
+    async def handoffs(self, request: web.Request) -> web.Response:
+        if not self.authorized(request):
+            return _error(401, "unauthorized", "需要坐席口令。")
+        try:
+            limit = max(1, min(50, int(request.query.get("limit", "10"))))
+        except ValueError:
+            limit = 10
+        loop = asyncio.get_running_loop()
+        rows = await loop.run_in_executor(None, lambda: self.store().recent_handoffs(limit))
+        return web.json_response({"handoffs": rows}, dumps=_dumps)
+
+
+def make_app(cfg: Config) -> web.Application:
+    return WebApp(cfg).make_app()

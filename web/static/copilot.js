@@ -1,0 +1,173 @@
+// Hotline copilot: the caller's words (typed, or call audio in segments through /api/voice) go to
+// the assistant under the copilot's own sender id and to the guide search; the page shows the
+// guides' key fields, the 一件事 questions with the answers so far, a suggested reply and the
+// handoff summaries from citizens' chats.
+"use strict";
+(() => {
+  const {el, newId, postJSON, copyText, sendVoice, checklistSections} = QP;
+  const $ = id => document.getElementById(id);
+  let sender = newId("copilot-");
+  let bundle = null;  // {id, name, questions: [{slot, label, answer}], pending, outcome}
+  let suggestion = "";
+
+  function unauthorized(status) { if (status === 401) { location.href = "/copilot"; return true; } return false; }
+
+  async function getJSON(url) {
+    try {
+      const r = await fetch(url, {credentials: "same-origin"});
+      if (unauthorized(r.status)) return null;
+      return {ok: r.ok, data: await r.json().catch(() => ({}))};
+    } catch (e) { return {ok: false, data: {message: "网络连接失败"}}; }
+  }
+
+  const FIELDS = [["conditions", "申请条件"], ["materials", "申请材料"], ["where", "办理方式和地点"],
+                  ["time_fee", "办理时限和收费"], ["contact", "咨询电话"]];
+
+  function renderGuides(data) {
+    const box = $("guides"); box.replaceChildren();
+    if (!data.guides || !data.guides.length) { box.appendChild(el("p", "muted", "没有找到相关办事指南。")); return; }
+    if (!data.confident) box.appendChild(el("p", "warn", "匹配度不高，请向来电人确认具体事项。"));
+    for (const g of data.guides) {
+      const card = el("article", "card guide");
+      card.appendChild(el("h3", null, "《" + g.title + "》"));
+      card.appendChild(el("p", "meta", [g.department, "匹配：" + g.matched, "电话：" + g.phone].filter(Boolean).join(" · ")));
+      if (g.kind !== "guide" && g.overview) card.appendChild(el("p", "field", g.overview));
+      for (const [key, label] of FIELDS) {
+        if (!g[key]) continue;
+        const d = el("details", "field"); if (key !== "materials" && key !== "conditions") d.open = true;
+        if (key === "conditions" || key === "materials") d.open = true;
+        d.appendChild(el("summary", null, label));
+        d.appendChild(el("pre", null, g[key]));
+        card.appendChild(d);
+      }
+      box.appendChild(card);
+    }
+  }
+
+  function renderBundle() {
+    const box = $("bundle"); box.replaceChildren();
+    if (!bundle) { box.className = "card muted"; box.textContent = "当前来电未涉及“一件事”。"; return; }
+    box.className = "card";
+    box.appendChild(el("h3", null, bundle.name || bundle.id));
+    const table = el("table", "qa");
+    for (const q of bundle.questions) {
+      const tr = el("tr");
+      tr.append(el("th", null, q.label), el("td", q.answer == null ? "pending" : "", q.answer == null ? "待回答" : q.answer));
+      table.appendChild(tr);
+    }
+    box.appendChild(table);
+    if (bundle.outcome) {
+      const o = bundle.outcome;
+      box.appendChild(el("p", "outcome " + o.status, "结论：" + (o.title || o.status)));
+      if (o.explanation) box.appendChild(el("p", null, o.explanation));
+      for (const [heading, items] of checklistSections(o)) {
+        box.appendChild(el("h4", null, heading));
+        const ul = el("ul"); for (const t of items) ul.appendChild(el("li", null, t)); box.appendChild(ul);
+      }
+    }
+  }
+
+  function track(text, replies) {
+    const asked = replies.map(r => r.custom).find(c => c && c.slot && c.bundle);
+    const outcome = replies.map(r => r.custom).find(c => c && c.bundle_outcome);
+    if (bundle && bundle.pending && (outcome || (asked && asked.slot !== bundle.pending.slot))) {
+      bundle.pending.answer = text; bundle.pending = null;
+    }
+    if (asked) {
+      if (!bundle || bundle.id !== asked.bundle || bundle.outcome) bundle = {id: asked.bundle, questions: [], pending: null};
+      let q = bundle.questions.find(x => x.slot === asked.slot);
+      if (!q) { q = {slot: asked.slot, label: asked.label, answer: null}; bundle.questions.push(q); }
+      bundle.pending = q;
+      const lead = replies.find(r => r.text && /「(.+?)」/.test(r.text));
+      if (lead && !bundle.name) bundle.name = lead.text.match(/「(.+?)」/)[1];
+    }
+    if (outcome && bundle) { bundle.outcome = outcome.bundle_outcome; bundle.name = outcome.bundle_outcome.name; }
+    if (asked || outcome) renderBundle();
+  }
+
+  function suggest(replies) {
+    const texts = replies.map(r => r.text).filter(Boolean);
+    suggestion = texts.join("\n");
+    $("suggest").textContent = suggestion || "（助手没有给出答复，请参考右侧办事指南）";
+    $("copy").textContent = "一键复制";
+  }
+
+  function said(text) {
+    const li = el("li", null, text); $("said").appendChild(li);
+  }
+
+  async function handle(text, replies) {
+    said(text);
+    const [g] = await Promise.all([getJSON("/api/copilot/guides?q=" + encodeURIComponent(text))]);
+    if (g && g.ok) renderGuides(g.data);
+    else if (g) $("guides").replaceChildren(el("p", "warn", (g.data && g.data.message) || "办事指南暂时无法查询。"));
+    if (replies) { suggest(replies); track(text, replies); }
+  }
+
+  async function analyse(text) {
+    text = text.trim(); if (!text) return;
+    $("status").textContent = "分析中……";
+    const [chat] = await Promise.all([postJSON("/api/chat", {sender, message: text}), handle(text, null)]);
+    $("status").textContent = chat.ok ? "" : ((chat.data && chat.data.message) || "助手暂时无法回复");
+    const replies = (chat.data && chat.data.replies) || [];
+    suggest(replies); track(text, replies);
+  }
+
+  async function loadHandoffs() {
+    const r = await getJSON("/api/copilot/handoffs?limit=10");
+    if (!r) return;
+    const box = $("handoffs"); box.replaceChildren();
+    const rows = (r.data && r.data.handoffs) || [];
+    if (!rows.length) { box.appendChild(el("p", "muted", "暂无转人工记录。")); return; }
+    for (const h of rows) {
+      const card = el("article", "card handoff");
+      card.appendChild(el("h3", null, h.headline || "市民请求人工服务"));
+      card.appendChild(el("p", "meta", (h.created_at || "").replace("T", " ").slice(0, 19) + " · " + (h.sender_id || "")));
+      if ((h.questions || []).length) {
+        const ul = el("ul"); for (const q of h.questions) ul.appendChild(el("li", null, q)); card.appendChild(ul);
+      }
+      if ((h.guides_shown || []).length) card.appendChild(el("p", "meta", "已展示：" + h.guides_shown.join("；")));
+      const slots = Object.entries(h.slots || {}).filter(([k, v]) => typeof v !== "object");
+      if (slots.length) card.appendChild(el("p", "meta", slots.map(([k, v]) => k + "=" + v).join("，")));
+      box.appendChild(card);
+    }
+  }
+
+  // Call audio in segments: each segment is a complete recording sent to /api/voice.
+  let listening = false, stream = null, recorder = null;
+  const SEGMENT_MS = 6000;
+  async function listen() {
+    const btn = $("listen");
+    if (listening) { listening = false; btn.textContent = "开始收听通话"; if (recorder && recorder.state === "recording") recorder.stop(); return; }
+    try { stream = await navigator.mediaDevices.getUserMedia({audio: true}); }
+    catch (e) { $("status").textContent = "无法使用麦克风或通话音频。"; return; }
+    listening = true; btn.textContent = "停止收听";
+    const segment = () => {
+      if (!listening) { stream.getTracks().forEach(t => t.stop()); return; }
+      const chunks = [];
+      recorder = new MediaRecorder(stream);
+      recorder.ondataavailable = e => { if (e.data && e.data.size) chunks.push(e.data); };
+      recorder.onstop = async () => {
+        segment();
+        const r = await sendVoice(new Blob(chunks, {type: recorder.mimeType || "audio/webm"}), sender);
+        if (r.data && r.data.transcript) await handle(r.data.transcript, r.data.replies || []);
+      };
+      recorder.start();
+      setTimeout(() => { if (recorder.state === "recording") recorder.stop(); }, SEGMENT_MS);
+    };
+    segment();
+  }
+
+  $("form").addEventListener("submit", ev => { ev.preventDefault(); const t = $("caller").value; $("caller").value = ""; analyse(t); });
+  $("caller").addEventListener("keydown", ev => {
+    if (ev.key === "Enter" && !ev.shiftKey && !ev.isComposing) { ev.preventDefault(); $("form").requestSubmit(); }
+  });
+  $("copy").addEventListener("click", async () => { if (suggestion) $("copy").textContent = (await copyText(suggestion)) ? "已复制" : "复制失败"; });
+  $("listen").addEventListener("click", listen);
+  $("newcall").addEventListener("click", () => {
+    sender = newId("copilot-"); bundle = null; suggestion = "";
+    $("said").replaceChildren(); $("suggest").textContent = "（等待来电内容）"; renderBundle();
+    $("guides").replaceChildren(el("p", "muted", "输入来电内容后显示最相关的办事指南。"));
+  });
+  loadHandoffs(); setInterval(loadHandoffs, 15000);
+})();
