@@ -19,7 +19,7 @@ from typing import Any, Iterable, Mapping
 
 import yaml
 
-from index_builder.knowledge import EXEMPT_REASONS, ID_PATTERN, MATERIAL_FORMS, KnowledgeError
+from index_builder.knowledge import ID_PATTERN, KnowledgeError, parse_material
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_FOLDER = ROOT / "knowledge_base" / "bundles"
@@ -521,19 +521,9 @@ class _Parser:
             return ChecklistItem(self.text(data, "text", where + "."), when)
         self.known_keys(data, ("name", "form", "copies", "exempt", "exempt_reason", "e_license", "note", "when"),
                         where + ".")
-        form = self.text(data, "form", where + ".")
-        if form not in MATERIAL_FORMS:
-            raise self.err(where + ".form", f"'{form}' is not one of {', '.join(MATERIAL_FORMS)}")
-        copies = data.get("copies", 1)
-        if not isinstance(copies, int) or isinstance(copies, bool) or copies < 1:
-            raise self.err(where + ".copies", "must be a whole number ≥ 1")
-        exempt = self.boolean(data, "exempt", where + ".", False)
-        reason = self.text(data, "exempt_reason", where + ".", required=exempt)
-        if reason is not None and reason not in EXEMPT_REASONS:
-            raise self.err(where + ".exempt_reason", f"'{reason}' is not one of {', '.join(EXEMPT_REASONS)}")
-        return ChecklistItem(self.text(data, "name", where + "."), when, form=form, copies=copies, exempt=exempt,
-                             exempt_reason=reason, e_license=self.text(data, "e_license", where + ".", required=False),
-                             note=self.text(data, "note", where + ".", required=False))
+        m = parse_material(self.path, where + ".", {k: v for k, v in data.items() if k != "when"})
+        return ChecklistItem(m.name, when, form=m.form, copies=m.copies, exempt=m.exempt,
+                             exempt_reason=m.exempt_reason, e_license=m.e_license, note=m.note)
 
     # -- whole file
     def bundle(self, data: Any, guide_titles: dict[str, str]) -> Bundle:

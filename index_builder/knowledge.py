@@ -145,10 +145,12 @@ class _Fields:
         return value
 
 
-def _material(path: Path, i: int, raw: Any) -> Material:
+def parse_material(path: Path | str, prefix: str, raw: Any) -> Material:
+    """One 申请材料 entry; `prefix` ("materials[0].") places errors in the file. Shared with
+    the checklists of 一件事 bundles."""
     if not isinstance(raw, dict):
-        raise KnowledgeError(path, f"materials[{i}]", "must be a mapping with name and form")
-    f = _Fields(path, raw, f"materials[{i}].")
+        raise KnowledgeError(path, prefix.rstrip("."), "must be a mapping with name and form")
+    f = _Fields(Path(path), raw, prefix)
     form = f.text("form")
     if form not in MATERIAL_FORMS:
         raise f._err("form", f"'{form}' is not one of {', '.join(MATERIAL_FORMS)}")
@@ -215,7 +217,7 @@ def parse_guide(path: Path, data: Any) -> Guide:
         keywords=f.texts("keywords", minimum=2),
         scope=f.text("scope"),
         conditions=f.texts("conditions"),
-        materials=tuple(_material(path, i, m) for i, m in enumerate(materials_raw)),
+        materials=tuple(parse_material(path, f"materials[{i}].", m) for i, m in enumerate(materials_raw)),
         process=f.texts("process"),
         channels=f.texts("channels", allowed=CHANNELS),
         online_entrance=f.text("online_entrance", required=False),
