@@ -20,7 +20,7 @@ from index_builder.normalize import normalize
 from . import runtime
 from .answers import compose
 from .bundles import Bundle, find_bundle, load_bundles
-from .eligibility import Question, Session, Turn, evaluate, parse_answer, question_text
+from .eligibility import Question, Session, Turn, evaluate, question_text
 
 log = logging.getLogger(__name__)
 COMPANY_BUNDLE = "kaiban-qiye"
@@ -63,14 +63,8 @@ def _text(tracker: Tracker) -> str:
     return normalize(tracker.latest_message.get("text") or "")
 
 
-def _is_free_question(tracker: Tracker, session: Session) -> bool:
-    """A question about something else: not an answer, a correction or a stop for the engine."""
-    intent = (tracker.latest_message.get("intent") or {}).get("name")
-    text = _text(tracker)
-    question = session.current
-    if intent not in QUESTION_INTENTS or question is None:
-        return False
-    return not parse_answer(question, text).ok and Session(session.bundle, session.answers).handle(text).kind == "reprompt"
+def _intent(tracker: Tracker) -> str | None:
+    return (tracker.latest_message.get("intent") or {}).get("name")
 
 
 class ActionStartBundle(Action):
@@ -79,9 +73,8 @@ class ActionStartBundle(Action):
 
     def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict) -> list:
         text = _text(tracker)
-        intent = (tracker.latest_message.get("intent") or {}).get("name")
         bundle = find_bundle(text, bundles())
-        if bundle is None and intent == "start_company":
+        if bundle is None and _intent(tracker) == "start_company":
             bundle = bundles()[COMPANY_BUNDLE]
         if bundle is None:
             dispatcher.utter_message(
@@ -119,14 +112,16 @@ class ValidateBundleForm(FormValidationAction):
         if session is None:
             return {"bundle_reply": "ended", "bundle_outcome": {"status": "stopped"}}
         text = _text(tracker) or str(value)
-        if _is_free_question(tracker, session):
+        turn = session.handle(text)
+        # Not an answer, correction, skip or stop, and phrased as a question: a question about
+        # something else (a re-prompt leaves the answers as they were).
+        if turn.kind == "reprompt" and _intent(tracker) in QUESTION_INTENTS:
             retriever = runtime.retriever()
             if retriever is not None:
                 answer = compose(retriever, retriever.search(text))
                 dispatcher.utter_message(text=answer.text, json_message=answer.payload())
             dispatcher.utter_message(text=f"我们继续「{session.bundle.name}」的问题。")
             return {"bundle_reply": None}
-        turn = session.handle(text)
         lead = _lead(turn, session)
         if lead:
             dispatcher.utter_message(text=lead)
