@@ -4,20 +4,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from functools import lru_cache
 
-# --- Simplified Chinese -------------------------------------------------------------------
-
-
-@lru_cache(maxsize=1)
-def _t2s():
-    import opencc
-
-    return opencc.OpenCC("t2s")
-
-
-def to_simplified(text: str) -> str:
-    return _t2s().convert(text) if text else text
+from index_builder.normalize import to_simplified  # noqa: F401 - one OpenCC converter per process
 
 
 # --- hallucinations -------------------------------------------------------------------------
