@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import socket
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,13 @@ import yaml
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parent.parent
 PLAN = ROOT / "knowledge_base" / "policies" / "qingpu-2020-yiwangtongban-plan.txt"
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def guide_dict(gid: str, title: str, keywords: list[str], scope: str, materials: list[str] | None = None) -> dict:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from actions.stores import Store
+from conftest import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = os.environ.get("ASSISTANT_MODEL")
@@ -26,12 +26,6 @@ INDEX = ROOT / "build" / "indexes" / "kb"
 RASA = ROOT / ".venv-rasa" / "bin" / "rasa"
 PII = ("310229199001011234", "13812345678", "6217000010001234567")
 
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _get(url: str, timeout: float = 5) -> tuple[int, dict]:
@@ -69,7 +63,7 @@ def assistant(tmp_path_factory):
     if not MODEL:
         pytest.skip("set ASSISTANT_MODEL to a trained model (make test does) to run the assistant")
     tmp = tmp_path_factory.mktemp("assistant")
-    action_port, rasa_port = _free_port(), _free_port()
+    action_port, rasa_port = free_port(), free_port()
     (tmp / "endpoints.yml").write_text(
         f'action_endpoint:\n  url: "http://127.0.0.1:{action_port}/webhook"\n'
         f'tracker_store:\n  type: SQL\n  dialect: "sqlite"\n  db: "{tmp / "tracker.db"}"\n', encoding="utf-8")
@@ -288,7 +282,7 @@ def test_voice_turn_through_the_gateway_to_the_assistant(assistant, tmp_path):
     clip = SHARED_AUDIO / "paddlespeech__zh.wav"
     if not clip.exists():
         pytest.skip(f"{clip} not found (../shared comes with the project)")
-    port = _free_port()
+    port = free_port()
     log = open(tmp_path / "voice.out", "ab")
     proc = subprocess.Popen([sys.executable, "-m", "voice", "serve", "--port", str(port), "--rasa-url", assistant["url"]],
                             cwd=ROOT, stdout=log, stderr=log)
@@ -319,7 +313,7 @@ def test_action_server_down_gives_a_polite_reply_quickly(assistant):
 
 
 def test_missing_index_is_logged_and_reported_not_ready(tmp_path):
-    port = _free_port()
+    port = free_port()
     proc = start_action_server(tmp_path, tmp_path / "no-index", port)
     try:
         status, body = _get(f"http://127.0.0.1:{port}/ready")

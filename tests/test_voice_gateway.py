@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import time
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import numpy as np
 import pytest
 
 from audio_util import encode, wav_bytes
+from conftest import free_port
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
@@ -35,12 +35,6 @@ def transcriber():
     from voice import Transcriber
 
     return Transcriber()  # the model itself is cached per process
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def with_gateway(transcriber, body, rasa: str | web.Application = "standin", **config):

@@ -26,7 +26,8 @@ if not os.environ.get("ASSISTANT_MODEL"):
                 allow_module_level=True)
 sync_api = pytest.importorskip("playwright.sync_api", reason="pip install -r web/requirements.txt")
 
-from test_assistant_e2e import INDEX, ROOT, _free_port, _wait, assistant, say  # noqa: E402,F401
+from conftest import free_port  # noqa: E402
+from test_assistant_e2e import INDEX, ROOT, _wait, assistant, say  # noqa: E402,F401 - assistant is a fixture
 
 ARTIFACTS = ROOT / "tests" / "web_artifacts"
 CLIP = ROOT.parent / "shared" / "audio" / "audio" / "paddlespeech__zh.wav"
@@ -48,7 +49,7 @@ def _stop(proc: subprocess.Popen) -> None:
 @pytest.fixture(scope="module")
 def services(assistant):
     tmp = assistant["tmp"]
-    voice_port, web_port = _free_port(), _free_port()
+    voice_port, web_port = free_port(), free_port()
     voice = subprocess.Popen([sys.executable, "-m", "voice", "serve", "--port", str(voice_port),
                               "--rasa-url", assistant["url"]], cwd=ROOT,
                              stdout=open(tmp / "voice.out", "ab"), stderr=subprocess.STDOUT)
