@@ -32,12 +32,15 @@ def rest_turn(url: str, sender: str) -> Callable[[str], list[dict]]:
 def offline_turn(index: str) -> Callable[[str], list[dict]]:
     from index_builder.retriever import Retriever
 
-    from .answers import compose
+    from assistant.dialogue import Context, Dialogue
 
-    retriever = Retriever(index)
+    dialogue = Dialogue(Retriever(index))
+    state = {"ctx": Context()}
 
     def turn(text: str) -> list[dict]:
-        a = compose(retriever, retriever.search(text))
+        reply = dialogue.turn(text, state["ctx"])
+        state["ctx"] = reply.context
+        a = reply.answer
         return [{"text": a.text, "buttons": a.buttons, "custom": a.payload()}]
     return turn
 

@@ -1,4 +1,5 @@
-"""Rasa custom actions. Thin adapters: the work is done in answers, stores and privacy."""
+"""Rasa custom actions. Thin adapters over the plain-Python core in assistant/: the dialogue
+(context, clarification, answers), the stores and privacy."""
 from __future__ import annotations
 
 import logging
@@ -9,9 +10,10 @@ from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from . import runtime
-from .answers import HOTLINE, compose
-from .privacy import mask_pii
-from .stores import Turn, handoff_summary
+from assistant.answers import CHOICE_ENTITY, CHOOSE_INTENT, HOTLINE
+from assistant.dialogue import Context
+from assistant.privacy import mask_pii
+from assistant.stores import Turn, handoff_summary
 
 log = logging.getLogger(__name__)
 OFFERED = "handoff_offered"
@@ -35,21 +37,38 @@ def _answers_shown(tracker: Tracker) -> list[dict[str, Any]]:
     return out
 
 
+def audience(tracker: Tracker) -> str:
+    """The copilot marks its messages as coming from a 12345 agent (REST metadata)."""
+    metadata = tracker.latest_message.get("metadata") or {}
+    return "agent" if isinstance(metadata, dict) and metadata.get("audience") == "agent" else "citizen"
+
+
+def _choice(tracker: Tracker) -> str | None:
+    """The guide picked with a clarifying question's button, if this turn is one."""
+    message = tracker.latest_message
+    if (message.get("intent") or {}).get("name") != CHOOSE_INTENT:
+        return None
+    return next((str(e.get("value")) for e in message.get("entities") or []
+                 if e.get("entity") == CHOICE_ENTITY and e.get("value")), None)
+
+
 class ActionAnswerGuide(Action):
     def name(self) -> str:
         return "action_answer_guide"
 
     def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict) -> list:
-        retriever = runtime.retriever()
-        if retriever is None:
+        dialogue = runtime.dialogue()
+        if dialogue is None:
             dispatcher.utter_message(text=INDEX_DOWN)
             return _clear_offer(tracker)
-        question = tracker.latest_message.get("text") or ""
-        answer = compose(retriever, retriever.search(question))
+        choice = _choice(tracker)
+        text = "" if choice else tracker.latest_message.get("text") or ""
+        reply = dialogue.turn(text, Context.from_slots(tracker.get_slot), choice=choice, audience=audience(tracker))
+        answer = reply.answer
         dispatcher.utter_message(text=answer.text, buttons=answer.buttons, json_message=answer.payload())
-        log.info("answer %s confident=%s sources=%s", answer.answer_id, answer.confident,
-                 [s["doc_id"] for s in answer.sources])
-        return _clear_offer(tracker)
+        log.info("answer %s %s/%s doc=%s section=%s", answer.answer_id, answer.turn.get("kind"),
+                 answer.turn.get("mode"), answer.turn.get("doc_id"), answer.turn.get("section"))
+        return [SlotSet(k, v) for k, v in reply.context.to_slots().items()] + _clear_offer(tracker)
 
 
 class ActionFeedback(Action):

@@ -18,9 +18,9 @@ from rasa_sdk.executor import CollectingDispatcher
 from index_builder.normalize import normalize
 
 from . import runtime
-from .answers import compose
-from .bundles import Bundle, find_bundle, load_bundles
-from .eligibility import Question, Session, Turn, evaluate, question_text
+from assistant.answers import compose
+from assistant.bundles import Bundle, find_bundle, load_bundles
+from assistant.eligibility import Question, Session, Turn, evaluate, question_text
 
 log = logging.getLogger(__name__)
 COMPANY_BUNDLE = "kaiban-qiye"

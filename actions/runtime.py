@@ -13,7 +13,8 @@ from pathlib import Path
 
 from index_builder.retriever import IndexNotReady, Retriever
 
-from .stores import Store
+from assistant.dialogue import Dialogue
+from assistant.stores import Store
 
 log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,6 +24,7 @@ STORE_PATH = Path(os.environ.get("ASSISTANT_STORE", ROOT / "build" / "data" / "a
 _lock = threading.Lock()
 _retriever: Retriever | None = None
 _problem: str | None = None
+_dialogue: Dialogue | None = None
 
 
 def retriever() -> Retriever | None:
@@ -39,6 +41,17 @@ def retriever() -> Retriever | None:
                     log.error("index not ready: %s", exc)
                 _problem = str(exc)
         return _retriever
+
+
+def dialogue() -> Dialogue | None:
+    """The conversation core over the loaded retriever (stateless: context is in the slots)."""
+    global _dialogue
+    r = retriever()
+    if r is None:
+        return None
+    if _dialogue is None or _dialogue.retriever is not r:
+        _dialogue = Dialogue(r)
+    return _dialogue
 
 
 def problem() -> str | None:

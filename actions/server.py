@@ -16,7 +16,7 @@ from rasa_sdk.executor import ActionExecutor
 from sanic import response
 
 from . import runtime
-from .privacy import install_log_masking
+from assistant.privacy import install_log_masking
 
 
 def build_app():

@@ -21,7 +21,7 @@ from rasa.core.channels.rest import RestInput
 from rasa.core.channels.socketio import SocketIOInput, SocketIOOutput
 from sanic.request import Request
 
-from actions.privacy import install_log_masking, mask_pii
+from assistant.privacy import install_log_masking, mask_pii
 
 log = logging.getLogger(__name__)
 MAX_MESSAGE_CHARS = 1000
@@ -39,6 +39,12 @@ def clean_user_text(text: Optional[str]) -> str:
         return text[:MAX_MESSAGE_CHARS]
     text = _TAGS.sub(" ", text)
     return mask_pii(text)[:MAX_MESSAGE_CHARS].strip()
+
+
+def agent_metadata(metadata: Any) -> Optional[Dict[str, Any]]:
+    if isinstance(metadata, dict) and metadata.get("audience") == "agent":
+        return {"audience": "agent"}
+    return None
 
 
 def guarded(on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Callable[[UserMessage], Awaitable[None]]:
@@ -65,6 +71,11 @@ class CleanRestInput(RestInput):
 
     def _extract_message(self, req: Request) -> Optional[str]:
         return clean_user_text(super()._extract_message(req))
+
+    def get_metadata(self, request: Request) -> Optional[Dict[str, Any]]:
+        """Only the audience passes ({"audience": "agent"} from the 12345 copilot): metadata
+        is stored in the tracker, so nothing else a client sends is kept."""
+        return agent_metadata((request.json or {}).get("metadata") if isinstance(request.json, dict) else None)
 
     def blueprint(self, on_new_message):
         return super().blueprint(guarded(on_new_message))

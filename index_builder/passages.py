@@ -69,6 +69,7 @@ def guide_passages(g: Guide) -> list[Passage]:
         (CONTACT, f"咨询电话：{g.consult_phone}；投诉电话：{g.complaint_phone}"),
     ]
     out = [Passage(g.id, g.title, s, t, "guide", dict(meta)) for s, t in sections]
+    out[0].meta["keywords"] = list(g.keywords)  # what people call the service: names it in a follow-up
     for i, (q, a) in enumerate(g.faq, 1):
         out.append(Passage(g.id, g.title, f"{FAQ}{i}", f"问：{q}\n答：{a}", "guide", dict(meta)))
     return out

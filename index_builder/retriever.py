@@ -77,6 +77,15 @@ class SearchResult:
                 "truncated": self.truncated, "reason": self.reason, "hits": [h.to_dict() for h in self.hits]}
 
 
+@dataclass
+class Query:
+    """A query as normalised, tokenised for BM25 and embedded (None: nothing to search)."""
+    text: str
+    truncated: bool
+    tokens: list[str]
+    vector: np.ndarray | None
+
+
 def _build_hint(path: Path) -> str:
     return f"build it with: python -m index_builder build --source knowledge_base --out {path}"
 
@@ -121,19 +130,31 @@ class Retriever:
 
     # ------------------------------------------------------------------ search
 
-    def search(self, query: str, k: int = 5, mode: str = "hybrid") -> SearchResult:
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}")
+    def prepare(self, query: str) -> "Query":
+        """Normalise, tokenise and embed a query once; `search` and `search_within` reuse it."""
         text, truncated = normalize_query(query or "", MAX_QUERY_CHARS)
         if not is_meaningful(text):
+            return Query(text, truncated, [], None)
+        with self._lock:
+            qvec = self.encoder.encode_queries([text])[0]
+        return Query(text, truncated, self.tokenizer.tokens(text), qvec)
+
+    def search(self, query: "str | Query", k: int = 5, mode: str = "hybrid") -> SearchResult:
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}")
+        if isinstance(query, str):
+            if mode == "bm25":  # no embedding needed
+                text, truncated = normalize_query(query or "", MAX_QUERY_CHARS)
+                query = Query(text, truncated, self.tokenizer.tokens(text) if is_meaningful(text) else [], None)
+            else:
+                query = self.prepare(query)
+        text, truncated, tokens = query.text, query.truncated, query.tokens
+        if not is_meaningful(text):
             return SearchResult(text, truncated=truncated, reason="empty")
-        tokens = self.tokenizer.tokens(text)
+        qvec = query.vector if mode != "bm25" else None
         bm25_all = self.bm25.scores(tokens) if mode != "dense" else np.zeros(len(self.passages), np.float32)
         dense_scores: dict[int, float] = {}
-        qvec = None
-        if mode != "bm25":
-            with self._lock:
-                qvec = self.encoder.encode_queries([text])[0]
+        if qvec is not None:
             scores, ids = dense.search(self.faiss, qvec, CANDIDATES)
             dense_scores = dict(zip(ids.tolist(), scores.tolist()))
         candidates = set(dense_scores)
@@ -142,8 +163,23 @@ class Retriever:
             candidates |= {int(i) for i in top_bm25 if bm25_all[i] > 0}
         if not candidates:
             return SearchResult(text, truncated=truncated, confidence=0.0)
-        ids = np.fromiter(candidates, dtype=np.int64)
-        if qvec is not None:  # dense score for BM25-only candidates too
+        hits = self._rank(np.fromiter(candidates, dtype=np.int64), bm25_all, dense_scores, qvec, mode, k)
+        confidence = self._confidence(tokens, hits, qvec is not None)
+        return SearchResult(text, hits, confidence, truncated)
+
+    def search_within(self, query: "str | Query", doc_ids: list[str], k: int = 5) -> list[Hit]:
+        """Hybrid ranking of the passages of the given documents only: which section of the
+        guide in context answers a follow-up, or which of the offered guides a reply means."""
+        query = self.prepare(query) if isinstance(query, str) else query
+        ids = np.array([i for d in doc_ids for i in self._by_doc.get(d, [])], dtype=np.int64)
+        if not len(ids) or not is_meaningful(query.text):
+            return []
+        bm25_all = self.bm25.scores(query.tokens)
+        return self._rank(ids, bm25_all, {}, query.vector, "hybrid" if query.vector is not None else "bm25", k)
+
+    def _rank(self, ids: np.ndarray, bm25_all: np.ndarray, dense_scores: dict[int, float],
+              qvec: np.ndarray | None, mode: str, k: int) -> list[Hit]:
+        if qvec is not None:  # dense score for candidates the vector search did not return
             missing = [i for i in ids.tolist() if i not in dense_scores]
             if missing:
                 vecs = np.vstack([self.faiss.reconstruct(int(i)) for i in missing])
@@ -151,10 +187,8 @@ class Retriever:
         d = np.array([dense_scores.get(int(i), 0.0) for i in ids], dtype=np.float32)
         b = bm25_all[ids]
         fused = self._fuse(d, b, mode)
-        order = np.argsort(-fused)[:k]
-        hits = [Hit(self.passages[ids[j]], float(fused[j]), float(d[j]), float(b[j]), int(ids[j])) for j in order]
-        confidence = self._confidence(tokens, hits, qvec is not None)
-        return SearchResult(text, hits, confidence, truncated)
+        order = np.argsort(-fused, kind="stable")[:k]
+        return [Hit(self.passages[ids[j]], float(fused[j]), float(d[j]), float(b[j]), int(ids[j])) for j in order]
 
     def _fuse(self, d: np.ndarray, b: np.ndarray, mode: str) -> np.ndarray:
         if mode == "dense":

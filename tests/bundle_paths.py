@@ -13,8 +13,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from actions.bundles import SKIPPED, Bundle, load_bundles  # noqa: E402
-from actions.eligibility import Question, apply_answer, evaluate, next_question  # noqa: E402
+from assistant.bundles import SKIPPED, Bundle, load_bundles  # noqa: E402
+from assistant.eligibility import Question, apply_answer, evaluate, next_question  # noqa: E402
 from test_eligibility import CASES  # noqa: E402
 
 FREE_QUESTIONS = ["社保卡丢了怎么补办", "居住证在哪里办", "公积金租房能取吗", "结婚登记要带什么",

@@ -1,7 +1,7 @@
 """Answer composition over the fixture index built with the default encoder."""
 import pytest
 
-from actions.answers import asked_section, compose
+from assistant.answers import asked_section, compose
 
 
 def test_confident_answer_is_short_and_cited(retriever):

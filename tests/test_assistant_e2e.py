@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from actions.stores import Store
+from assistant.stores import Store
 from conftest import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -219,7 +219,7 @@ def test_bad_input_gets_a_polite_reply(assistant, message):
 
 from bundle_paths import answer_text, cases, start_text  # noqa: E402
 
-from actions.bundles import load_bundles  # noqa: E402
+from assistant.bundles import load_bundles  # noqa: E402
 
 BUNDLES = load_bundles()
 

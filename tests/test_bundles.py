@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from actions.bundles import DEFAULT_FOLDER, ROOT, find_bundle, load_bundle, load_bundles
+from assistant.bundles import DEFAULT_FOLDER, ROOT, find_bundle, load_bundle, load_bundles
 from index_builder.knowledge import KnowledgeError
 
 REQUIRED = {"kaiban-qiye", "gongcheng-jianshe", "xinshenger-chusheng", "yiliao-fufei", "gongmin-shenhou",

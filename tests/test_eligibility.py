@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from actions.bundles import load_bundles
-from actions.eligibility import (
+from assistant.bundles import load_bundles
+from assistant.eligibility import (
     SKIPPED, Session, apply_answer, detect_correction, evaluate, next_question, parse_answer, parse_number,
     parse_yes_no,
 )
@@ -213,7 +213,7 @@ def test_skip_where_allowed(bundles, text):
 
 
 def test_text_question_takes_any_text():
-    from actions.bundles import Question
+    from assistant.bundles import Question
     q = Question(slot="note", label="备注", prompt="还有什么要说明的？", type="text")
     assert parse_answer(q, "  公司在华新镇  ").value == "公司在华新镇"
 

@@ -2,7 +2,7 @@ import logging
 
 import pytest
 
-from actions.privacy import PiiMaskingFilter, contains_pii, mask_pii
+from assistant.privacy import PiiMaskingFilter, contains_pii, mask_pii
 
 
 @pytest.mark.parametrize("text,secret,kept", [

@@ -3,7 +3,7 @@ import threading
 
 import pytest
 
-from actions.stores import Store, Turn, handoff_summary
+from assistant.stores import Store, Turn, handoff_summary
 
 
 def test_feedback_round_trip_and_masking(tmp_path):

@@ -7,7 +7,7 @@ from pathlib import Path
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from actions.stores import Store
+from assistant.stores import Store
 from web.server import Config, make_app
 
 TOKEN = "agent-secret"

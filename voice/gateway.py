@@ -222,7 +222,9 @@ class VoiceGateway:
             return web.json_response({"error": "no_speech", "message": MSG_NO_SPEECH, **body}, status=422,
                                      dumps=_dumps)
 
-        status, replies, error = await self._ask_rasa(sender, result.query or result.text)
+        # ?audience=agent: the 12345 copilot (the web server passes it only for signed-in agents)
+        agent = request.query.get("audience") == "agent"
+        status, replies, error = await self._ask_rasa(sender, result.query or result.text, agent)
         t_rasa = time.perf_counter()
         timings["rasa_ms"] = _ms(t_rasa - t_asr)
         timings["total_ms"] = _ms(t_rasa - t0)
@@ -275,10 +277,14 @@ class VoiceGateway:
                 await part.release()
         return data, sender
 
-    async def _ask_rasa(self, sender: str, message: str) -> tuple[int, list, tuple[str, str] | None]:
+    async def _ask_rasa(self, sender: str, message: str,
+                        agent: bool = False) -> tuple[int, list, tuple[str, str] | None]:
         url = self.config.rasa_url.rstrip("/") + "/webhooks/rest/webhook"
+        payload: dict = {"sender": sender, "message": message}
+        if agent:
+            payload["metadata"] = {"audience": "agent"}
         try:
-            async with self.session.post(url, json={"sender": sender, "message": message},
+            async with self.session.post(url, json=payload,
                                          timeout=aiohttp.ClientTimeout(total=self.config.rasa_timeout)) as resp:
                 if resp.status >= 400:
                     log.warning("rasa answered HTTP %s", resp.status)

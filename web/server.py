@@ -3,10 +3,12 @@
     GET  /chat, /kiosk             public pages
     GET  /copilot                  12345 agents only (COPILOT_TOKEN: Bearer header or login cookie)
     POST /copilot/login            form {token} -> HttpOnly cookie
-    POST /api/chat                 {sender, message} -> Rasa REST webhook replies
+    POST /api/chat                 {sender, message, audience?} -> Rasa REST webhook replies
+                                   (audience "agent": the copilot's suggested reply; token only)
     POST /api/voice                audio (multipart or raw body) -> voice gateway
     POST /api/feedback             {answer_id, rating: good|bad, reason?, sender, doc_ids} -> Store
-    GET  /api/copilot/guides?q=    best guides with key fields (token)
+    GET  /api/copilot/guides?q=&doc=  best guides with key fields; doc: the guide the call is
+                                   about (from the reply's custom.turn), shown first (token)
     GET  /api/copilot/handoffs     recent handoff summaries (token)
 
 Errors are JSON {"error": code, "message": Chinese text}; when Rasa or the voice gateway is down
@@ -21,6 +23,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import aiohttp
 from aiohttp import web
@@ -130,7 +133,7 @@ class WebApp:
 
     def store(self):
         if self._store is None:
-            from actions.stores import Store
+            from assistant.stores import Store
 
             self._store = Store(self.cfg.store)
         return self._store
@@ -194,9 +197,13 @@ class WebApp:
         message = str(body.get("message") or "")[:MAX_MESSAGE]
         if not sender:
             return _error(400, "missing_sender", "缺少会话编号（sender）。")
+        payload: dict[str, Any] = {"sender": sender, "message": message}
+        if body.get("audience") == "agent":
+            if not self.authorized(request):
+                return _error(401, "unauthorized", "需要坐席口令。")
+            payload["metadata"] = {"audience": "agent"}
         try:
-            async with self.session.post(f"{self.cfg.rasa_url}/webhooks/rest/webhook",
-                                         json={"sender": sender, "message": message},
+            async with self.session.post(f"{self.cfg.rasa_url}/webhooks/rest/webhook", json=payload,
                                          timeout=aiohttp.ClientTimeout(total=self.cfg.rasa_timeout)) as resp:
                 if resp.status != 200:
                     log.warning("rasa answered HTTP %s", resp.status)
@@ -210,8 +217,11 @@ class WebApp:
     async def voice(self, request: web.Request) -> web.Response:
         data = await request.read()
         url = f"{self.cfg.voice_url}/api/voice"
-        if request.query_string:
-            url += "?" + request.query_string
+        query = {k: v for k, v in request.query.items() if k == "sender"}
+        if request.query.get("audience") == "agent" and self.authorized(request):
+            query["audience"] = "agent"
+        if query:
+            url += "?" + urlencode(query)
         headers = {"Content-Type": request.headers.get("Content-Type", "application/octet-stream")}
         try:
             async with self.session.post(url, data=data, headers=headers,
@@ -257,20 +267,25 @@ class WebApp:
         if not self.authorized(request):
             return _error(401, "unauthorized", "需要坐席口令。")
         q = request.query.get("q", "").strip()[:MAX_MESSAGE]
+        doc = request.query.get("doc", "").strip()[:128] or None
         if not q:
             return web.json_response({"query": "", "guides": []})
         retriever = self._retriever if self._retriever is not None else await self._retriever_task
         if isinstance(retriever, Exception):
             return _error(503, "index_not_ready", f"办事指南索引未就绪：{retriever}")
         loop = asyncio.get_running_loop()
-        data = await loop.run_in_executor(None, lambda: self._guides(retriever, q))
+        data = await loop.run_in_executor(None, lambda: self._guides(retriever, q, doc))
         return web.json_response(data, dumps=_dumps)
 
     @staticmethod
-    def _guides(retriever, q: str, limit: int = 3) -> dict[str, Any]:
+    def _guides(retriever, q: str, doc: str | None = None, limit: int = 3) -> dict[str, Any]:
         result = retriever.search(q, k=10)
+        hits = result.top_docs()
+        if doc and retriever.passages_of(doc):  # the call's topic first, as the suggested reply uses it
+            own = retriever.search_within(q, [doc], k=1) or []
+            hits = own + [h for h in hits if h.passage.doc_id != doc]
         guides = []
-        for hit in result.top_docs()[:limit]:
+        for hit in hits[:limit]:
             p = hit.passage
             item: dict[str, Any] = {"doc_id": p.doc_id, "title": p.title, "kind": p.kind,
                                     "score": round(hit.score, 4), "matched": p.section,

@@ -63,12 +63,13 @@ const QP = (() => {
     button.addEventListener("pointercancel", stop);
     button.addEventListener("contextmenu", e => e.preventDefault());
   }
-  async function sendVoice(blob, sender) {
+  async function sendVoice(blob, sender, audience) {
     const fd = new FormData();
     fd.append("audio", blob, "speech.webm");
     fd.append("sender", sender);
     try {
-      const r = await fetch("/api/voice", {method: "POST", body: fd, credentials: "same-origin"});
+      const url = "/api/voice" + (audience ? "?audience=" + encodeURIComponent(audience) : "");
+      const r = await fetch(url, {method: "POST", body: fd, credentials: "same-origin"});
       const data = await r.json().catch(() => ({}));
       return {ok: r.ok, status: r.status, data};
     } catch (e) {

@@ -8,7 +8,7 @@
   const $ = id => document.getElementById(id);
   let sender = newId("copilot-");
   let bundle = null;  // {id, name, questions: [{slot, label, answer}], pending, outcome}
-  let suggestion = "";
+  let suggestion = "", topic = "";
 
   function unauthorized(status) { if (status === 401) { location.href = "/copilot"; return true; } return false; }
 
@@ -96,9 +96,18 @@
     const li = el("li", null, text); $("said").appendChild(li);
   }
 
+  // The guide the assistant answered from (custom.turn.doc_id): the call's topic, so the
+  // guides panel follows the conversation the same way the suggested reply does.
+  function topicOf(replies) {
+    for (const r of replies || []) { const t = r.custom && r.custom.turn; if (t && t.doc_id) return t.doc_id; }
+    return "";
+  }
+
   async function handle(text, replies) {
     said(text);
-    const [g] = await Promise.all([getJSON("/api/copilot/guides?q=" + encodeURIComponent(text))]);
+    const doc = topicOf(replies) || topic;
+    if (topicOf(replies)) topic = topicOf(replies);
+    const g = await getJSON("/api/copilot/guides?q=" + encodeURIComponent(text) + (doc ? "&doc=" + encodeURIComponent(doc) : ""));
     if (g && g.ok) renderGuides(g.data);
     else if (g) $("guides").replaceChildren(el("p", "warn", (g.data && g.data.message) || "办事指南暂时无法查询。"));
     if (replies) { suggest(replies); track(text, replies); }
@@ -107,10 +116,9 @@
   async function analyse(text) {
     text = text.trim(); if (!text) return;
     $("status").textContent = "分析中……";
-    const [chat] = await Promise.all([postJSON("/api/chat", {sender, message: text}), handle(text, null)]);
+    const chat = await postJSON("/api/chat", {sender, message: text, audience: "agent"});
     $("status").textContent = chat.ok ? "" : ((chat.data && chat.data.message) || "助手暂时无法回复");
-    const replies = (chat.data && chat.data.replies) || [];
-    suggest(replies); track(text, replies);
+    await handle(text, (chat.data && chat.data.replies) || []);
   }
 
   async function loadHandoffs() {
@@ -149,7 +157,7 @@
       recorder.ondataavailable = e => { if (e.data && e.data.size) chunks.push(e.data); };
       recorder.onstop = async () => {
         segment();
-        const r = await sendVoice(new Blob(chunks, {type: recorder.mimeType || "audio/webm"}), sender);
+        const r = await sendVoice(new Blob(chunks, {type: recorder.mimeType || "audio/webm"}), sender, "agent");
         if (r.data && r.data.transcript) await handle(r.data.transcript, r.data.replies || []);
       };
       recorder.start();
@@ -165,7 +173,7 @@
   $("copy").addEventListener("click", async () => { if (suggestion) $("copy").textContent = (await copyText(suggestion)) ? "已复制" : "复制失败"; });
   $("listen").addEventListener("click", listen);
   $("newcall").addEventListener("click", () => {
-    sender = newId("copilot-"); bundle = null; suggestion = "";
+    sender = newId("copilot-"); bundle = null; suggestion = ""; topic = "";
     $("said").replaceChildren(); $("suggest").textContent = "（等待来电内容）"; renderBundle();
     $("guides").replaceChildren(el("p", "muted", "输入来电内容后显示最相关的办事指南。"));
   });

@@ -5,7 +5,7 @@ a checklist whose items may depend on the answers. Everything is checked when lo
 is a `KnowledgeError` naming the file and the field (the same class the guide loader uses), so
 an administrator adds a bundle by adding a file and learns at once what is wrong with it.
 
-Plain Python, no Rasa: the engine is in `actions.eligibility`.
+Plain Python, no Rasa: the engine is in `assistant.eligibility`.
 """
 from __future__ import annotations
 
@@ -643,7 +643,7 @@ def find_bundle(text: str, bundles: Mapping[str, Bundle] | Iterable[Bundle] | No
     return best[2] if best else None
 
 
-if __name__ == "__main__":  # python -m actions.bundles [folder]: validate and summarise
+if __name__ == "__main__":  # python -m assistant.bundles [folder]: validate and summarise
     import sys
 
     try:

@@ -18,7 +18,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from actions.bundles import (
+from assistant.bundles import (
     SKIPPED, Bundle, ChecklistItem, Condition, Question, Rule, find_bundle, load_bundles,  # noqa: F401
 )
 

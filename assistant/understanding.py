@@ -1,0 +1,137 @@
+"""Reading a citizen's message: which aspect of a service it asks about (材料, 多久, 收费,
+在哪, 网上办, 电话 …), which words in it are content rather than conversational filler, and
+which guides those words name. Plain Python over the retriever's passages and tokenizer."""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from functools import cached_property
+
+from index_builder.normalize import normalize
+from index_builder.passages import BASIS, CHANNELS, CONDITIONS, CONTACT, MATERIALS, OVERVIEW, PROCESS, TIME_FEE
+from index_builder.retriever import Retriever
+
+# (aspect, section that holds it, cue words). Order matters: the first aspect whose cue occurs
+# wins, so the specific ("网上能办吗", "收费吗") come before the broad ("要啥").
+ASPECTS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("online", CHANNELS, ("网上", "线上", "网办", "在线", "手机上", "手机办", "手机能", "手机可以", "随申办上",
+                          "app上", "APP上", "不用跑", "不出门", "网站上", "电脑上", "小程序")),
+    ("fee", TIME_FEE, ("收费", "多少钱", "费用", "要钱", "收钱", "免费", "花钱", "交钱", "付钱", "几块钱", "掏钱",
+                       "工本费", "收不收", "贵不贵", "钱吗", "钱不", "钱么")),
+    ("time", TIME_FEE, ("多久", "几天", "多长时间", "多少天", "时限", "多快", "啥时候能", "什么时候能", "工作日",
+                        "办下来", "拿到", "下证", "出证", "当天", "当场", "等多长", "要等", "几个月", "多少时间", "时间")),
+    ("where", CHANNELS, ("在哪", "哪里", "哪儿", "地址", "地点", "哪个窗口", "去哪", "哪办", "什么地方", "啥地方",
+                         "跑哪", "哪个部门", "找谁办", "找哪个", "哪个中心")),
+    ("phone", CONTACT, ("电话", "号码", "热线", "联系方式", "打给谁", "打哪个", "怎么联系", "投诉")),
+    ("basis", BASIS, ("依据", "法规", "哪个规定", "什么规定", "啥规定", "哪条规定", "哪个文件", "什么文件", "根据什么",
+                      "政策依据", "法律")),
+    ("conditions", CONDITIONS, ("条件", "符合", "资格", "够不够", "要求", "门槛", "谁能办", "谁可以", "限制",
+                                "能不能办", "能办吗", "可以办吗", "能不能申请", "能申请吗", "有没有资格")),
+    ("process", PROCESS, ("流程", "步骤", "怎么走", "程序", "环节", "先干嘛", "先做什么", "先去", "过程", "办法")),
+    ("materials", MATERIALS, ("材料", "带什么", "带啥", "带些", "带哪些", "准备什么", "准备啥", "准备些", "准备哪些",
+                              "证件", "资料", "要啥", "需要啥", "要些啥", "要哪些", "提供什么", "提供啥", "交什么",
+                              "交啥", "要什么东西", "需要什么", "要什么", "拿什么", "拿啥", "带上")),
+)
+ASPECT_SECTION = {aspect: section for aspect, section, _ in ASPECTS}
+ASPECT_LABEL = {"online": "网上办理", "fee": "收费", "time": "办理时限", "where": "办理地点",
+                "phone": "咨询电话", "basis": "设定依据", "conditions": "申请条件", "process": "办理流程",
+                "materials": "申请材料", "overview": "事项概述"}
+SECTION_ASPECT = {OVERVIEW: "overview", CONDITIONS: "conditions", MATERIALS: "materials", PROCESS: "process",
+                  CHANNELS: "where", TIME_FEE: "time", BASIS: "basis", CONTACT: "phone"}
+
+# Conversational filler: multi-character phrases are removed as substrings before tokenising,
+# single characters only as whole tokens (so 个体户 keeps its 个).
+_FILLER = re.compile(
+    "请问一下|请问|我想问问|我想问一下|我想问下|想问一下|想问问|想问下|问一下|问下|麻烦问下|麻烦问一下|麻烦您|麻烦|"
+    "你好|您好|谢谢|好的|那么|那个|这个|对了|另外|还有|还想问|顺便问下|顺便|然后|的话|如果|是不是|是否|有没有|"
+    "一般|大概|具体|一共|总共|现在|目前|需要|可以|能不能|能否|会不会|要不要|什么|怎么|怎样|如何|哪些|多少|"
+    "办理|手续|自己|本人|亲自|一下|知道|清楚|告诉")
+_PUNCT = re.compile(r"[\s\W_]+", re.UNICODE)
+_FILLER_CHARS = frozenset("那这呢啊呀吧嘛哦噢喔哈啦咯嗯么吗不没了的啥咋办弄搞要想我你您他她们下个些去跑做给让把用能会得都还再也就又和跟")
+# Tokens too general to name a service even though some guide's keywords contain them.
+GENERIC = frozenset(
+    "办理 申请 登记 手续 办证 证明 材料 资料 证件 条件 流程 时间 多久 地方 地址 电话 费用 服务 事项 业务 问题 情况 "
+    "时候 东西 人员 本人 个人 自己 家里 家人 上海 青浦 本市 外地 窗口 中心 网上 线上 app 一件 一件事 怎么 多少 "
+    "领取 办好 办完 办下来 拿到 需要 可以 现在 已经 还有 之前 以后 怎么办 怎样 如何 一下 一次 全部 什么 哪里 哪个".split())
+
+
+def asked_aspect(text: str) -> str | None:
+    """The aspect a message asks about by its words, or None."""
+    low = text.lower()
+    return next((aspect for aspect, _, cues in ASPECTS if any(c.lower() in low for c in cues)), None)
+
+
+def _strip(text: str) -> str:
+    out = text
+    for _, _, cues in ASPECTS:
+        for cue in cues:
+            out = out.replace(cue, " ")
+    return _FILLER.sub(" ", out)
+
+
+@dataclass
+class Names:
+    """What each guide is called (title pieces and keywords), tokenised, with a weight per
+    token that favours rare, long tokens: 社保卡 names two guides, 挂失 one."""
+
+    retriever: Retriever
+
+    @cached_property
+    def _table(self) -> tuple[dict[str, set[str]], dict[str, str], dict[str, set[str]]]:
+        token_docs: dict[str, set[str]] = {}
+        phrase_docs: dict[str, set[str]] = {}
+        titles: dict[str, str] = {}
+        for p in self.retriever.passages:
+            if p.kind != "guide" or p.doc_id in titles:
+                continue
+            titles[p.doc_id] = p.title
+            names = [p.title, short_title(p.title), *(p.meta.get("keywords") or [])]
+            for name in names:
+                if len(name) >= 2 and name not in GENERIC:
+                    phrase_docs.setdefault(normalize(name).lower(), set()).add(p.doc_id)
+                for tok in self.retriever.tokenizer.tokens(name):
+                    if len(tok) >= 2 and tok not in GENERIC:
+                        token_docs.setdefault(tok, set()).add(p.doc_id)
+        return token_docs, titles, phrase_docs
+
+    def phrases(self, text: str) -> dict[str, set[str]]:
+        """The guides' names (title or keyword) that occur in the text whole, longest only,
+        each with the guides it names."""
+        low = normalize(text).lower()
+        found = [ph for ph in self._table[2] if ph in low]
+        return {ph: self._table[2][ph] for ph in found if not any(ph != o and ph in o for o in found)}
+
+    def phrase_docs(self, text: str) -> set[str]:
+        return {d for docs in self.phrases(text).values() for d in docs}
+
+    @property
+    def titles(self) -> dict[str, str]:
+        return self._table[1]
+
+    def content_tokens(self, text: str) -> list[str]:
+        """Tokens left once aspect cues and filler are gone: none for "那要多久呢？"."""
+        rest = _strip(text)
+        toks = self.retriever.tokenizer.tokens(rest) if _PUNCT.sub("", rest) else []
+        return [t for t in dict.fromkeys(toks) if t not in _FILLER_CHARS and t not in GENERIC]
+
+    def name_tokens(self, tokens: list[str]) -> list[str]:
+        """The content tokens that some guide's names contain."""
+        return [t for t in tokens if t in self._table[0]]
+
+    def scores(self, tokens: list[str]) -> dict[str, float]:
+        """doc_id -> weight of the message tokens found in that guide's names."""
+        token_docs = self._table[0]
+        n = max(len(self.titles), 1)
+        out: dict[str, float] = {}
+        for tok in tokens:
+            docs = token_docs.get(tok, ())
+            weight = len(tok) * math.log(1 + n / max(len(docs), 1))
+            for d in docs:
+                out[d] = out.get(d, 0.0) + weight
+        return out
+
+
+def short_title(title: str) -> str:
+    """A guide title without its bracketed gloss, for buttons: 社会保障卡挂失和补换."""
+    return re.split(r"[（(]", title, maxsplit=1)[0].strip() or title
