@@ -28,7 +28,7 @@ from .understanding import ASPECT_SECTION, SECTION_ASPECT, Names, asked_aspect
 # Clarify only short questions: a long one says enough for retrieval to decide.
 CLARIFY_MAX_CONTENT_CHARS = 10
 # ...and only when retrieval scores the options within this much of its best (fused, 0..1)
-CLARIFY_SCORE_GAP = 0.12
+CLARIFY_SCORE_GAP = 0.2
 LONG_NAME = 4
 MAX_OPTIONS = 3
 _ORDINALS = (("第一", "第1", "前者", "前面", "上面", "头一个"), ("第二", "第2", "后者", "后面", "下面"),
@@ -107,10 +107,14 @@ class Dialogue:
         result = self.retriever.search(query, k=10)
         if ctx.doc_id and not self._names_other(content, ctx.doc_id, text, result):
             return self._follow_up(ctx.doc_id, query, aspect, audience)
-        mode = "switch" if ctx.doc_id else "fresh"
-        if mode == "switch" and aspect is None and len("".join(content)) <= CLARIFY_MAX_CONTENT_CHARS:
+        if not ctx.doc_id:
+            return self._fresh(text, result, content, aspect, "fresh", audience)
+        if aspect is None and self.names.content_chars(text) <= CLARIFY_MAX_CONTENT_CHARS:
             aspect = ctx.aspect  # "那离婚呢" after the materials of 结婚登记
-        return self._fresh(text, result, content, aspect, mode, audience)
+        named = self.names.phrase_docs(text)
+        if len(named) == 1:  # "那工规证呢": the service is named whole
+            return self._answer_doc(named.pop(), query, aspect, "switch", audience)
+        return self._fresh(text, result, content, aspect, "switch", audience)
 
     # ------------------------------------------------------------------ kinds of turn
 
@@ -142,7 +146,7 @@ class Dialogue:
 
     def _fresh(self, text: str, result: SearchResult, content: list[str], aspect: str | None, mode: str,
                audience: str) -> Reply:
-        options = self._ambiguous(text, result, content)
+        options = self._ambiguous(text, result, content, mode)
         if options:
             return Reply(self._clarify_answer(options, aspect), Context(options=options, pending_aspect=aspect))
         if result.reason == "empty" or not result.hits:
@@ -168,21 +172,21 @@ class Dialogue:
         """Does the message name a service other than the one in context? Either one of that
         service's names occurs in it whole ("那社保卡呢"), or its words fit that service's names
         better and retrieval agrees ("买房的呢" -> 购房提取)."""
+        phrased = self.names.phrase_docs(text)
+        if phrased:
+            return doc_id not in phrased
         top = result.top_docs()
         if top and top[0].passage.doc_id == doc_id:
             return False
-        phrased = self.names.phrase_docs(text)
-        if phrased and doc_id not in phrased:
-            return True
         scores = self.names.scores(self.names.name_tokens(content))
         mine = scores.get(doc_id, 0.0)
         rivals = {d for d, s in scores.items() if d != doc_id and s > mine}
         return bool(rivals) and result.confident and bool(top) and top[0].passage.doc_id in rivals
 
-    def _ambiguous(self, text: str, result: SearchResult, content: list[str]) -> list[str]:
+    def _ambiguous(self, text: str, result: SearchResult, content: list[str], mode: str = "fresh") -> list[str]:
         """Different guides among the best candidates that the message's words fit equally
         and that retrieval cannot tell apart either."""
-        if len("".join(content)) > CLARIFY_MAX_CONTENT_CHARS or not result.hits:
+        if self.names.content_chars(text) > CLARIFY_MAX_CONTENT_CHARS or not result.hits:
             return []
         names = self.names.name_tokens(content)
         if not names:
@@ -198,8 +202,10 @@ class Dialogue:
         tied = [h.passage.doc_id for h in tops if scores.get(h.passage.doc_id, 0.0) >= best * 0.999 and h.score >= floor]
         if len(tied) < 2:
             return []
-        # a long name of one of them said whole ("公积金能贷多少") settles it
-        if any(len(ph) >= LONG_NAME and len(docs & set(tied)) == 1 for ph, docs in self.names.phrases(text).items()):
+        # a long name of one of them said whole ("公积金能贷多少") settles it; in a switch
+        # ("那居住证呢") any whole name does: it means the service itself, as asked before
+        shortest = 2 if mode == "switch" else LONG_NAME
+        if any(len(ph) >= shortest and len(docs & set(tied)) == 1 for ph, docs in self.names.phrases(text).items()):
             return []
         return tied[:MAX_OPTIONS]
 
@@ -237,8 +243,12 @@ class Dialogue:
             return None
         if not content:
             return None
-        hits = self.retriever.search_within(text, options, k=3)
-        return hits[0].passage.doc_id if hits and hits[0].bm25 > 0 else None
+        query = self.retriever.prepare(text)
+        fresh = self.retriever.search(query, k=5)
+        if fresh.confident and fresh.hits and fresh.hits[0].passage.doc_id not in options:
+            return None  # retrieval is sure it is about something else
+        hits = self.retriever.search_within(query, options, k=1)
+        return hits[0].passage.doc_id if hits else None
 
     # ------------------------------------------------------------------ helpers
 
