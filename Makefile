@@ -27,7 +27,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
 .PHONY: help setup index train run serve chat-offline query test test-py test-bot eval bench validate clean \
-        voice-model voice bench-voice system-deps
+        voice-model voice bench-voice system-deps bench-dialogues
 
 help:
 	@echo "make run       install what is missing, build the index, train, start the assistant with a terminal chat"
@@ -39,6 +39,8 @@ help:
 	@echo "make eval      recall@k / MRR of the bundled question set"
 	@echo "make bench     dense vs BM25 vs hybrid on both evaluation sets, build time, size, latency"
 	@echo "make validate  check every knowledge-base file against the schema"
+	@echo "make bench-dialogues  multi-turn dialogues (follow-ups, switches, clarifying questions) through"
+	@echo "               the running assistant (URL=http://127.0.0.1:5005), or OFFLINE=1 through the core"
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt voice/requirements.txt web/requirements.txt
 	@test -n "$(PYTHON311)" || { echo "error: Python 3.11 is needed for $(VENV) and was not found; install it (e.g. pyenv install 3.11) or set PYTHON311=/path/to/python3.11" >&2; exit 1; }
@@ -138,6 +140,10 @@ validate: setup
 
 eval: index
 	$(PY) -m index_builder eval --index $(INDEX) --queries knowledge_base/eval/questions.tsv
+
+# needs `make serve` (or another running assistant at URL) unless OFFLINE=1
+bench-dialogues: index
+	$(PY) -m bench.dialogues $(if $(OFFLINE),--offline --index $(INDEX),--url $${URL:-http://127.0.0.1:5005})
 
 bench: setup
 	$(PY) -m bench.retrieval

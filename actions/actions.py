@@ -71,6 +71,24 @@ class ActionAnswerGuide(Action):
         return [SlotSet(k, v) for k, v in reply.context.to_slots().items()] + _clear_offer(tracker)
 
 
+class ActionAudienceReply(Action):
+    """A fixed response for goodbye, "are you a bot" and out-of-scope, in the copilot's version
+    (utter_X_agent) when the message comes from a 12345 agent."""
+
+    RESPONSES = {"goodbye": "utter_goodbye", "bot_challenge": "utter_iamabot", "out_of_scope": "utter_out_of_scope"}
+
+    def name(self) -> str:
+        return "action_audience_reply"
+
+    def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict) -> list:
+        intent = (tracker.latest_message.get("intent") or {}).get("name")
+        response = self.RESPONSES.get(intent, "utter_out_of_scope")
+        if audience(tracker) == "agent" and f"{response}_agent" in (domain.get("responses") or {}):
+            response += "_agent"
+        dispatcher.utter_message(response=response)
+        return []
+
+
 class ActionFeedback(Action):
     def name(self) -> str:
         return "action_feedback"

@@ -11,7 +11,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from index_builder.passages import CHANNELS, CONTACT, MATERIALS, TIME_FEE, Passage
+from index_builder.passages import BASIS, CHANNELS, CONTACT, MATERIALS, PROCESS, TIME_FEE, Passage
 from index_builder.retriever import Retriever, SearchResult
 
 from .understanding import ASPECT_LABEL, ASPECT_SECTION, SECTION_ASPECT, asked_aspect, short_title
@@ -152,11 +152,18 @@ def section_passage(retriever: Retriever, doc_id: str, section: str) -> Passage 
 
 
 def best_passage(retriever: Retriever, result: SearchResult, aspect: str | None = None) -> Passage:
-    """The top hit, or the section of its guide that the question asks about."""
+    """The top hit, or the section of its guide that the question asks about. A question that
+    asks nothing in particular ("营业执照怎么办") is not answered with phones or legal basis."""
     top = result.hits[0].passage
     wanted = ASPECT_SECTION.get(aspect or asked_aspect(result.query) or "")
-    if top.kind == "guide" and wanted and top.section != wanted:
+    if top.kind != "guide":
+        return top
+    if wanted and top.section != wanted:
         return section_passage(retriever, top.doc_id, wanted) or top
+    if not wanted and top.section in (CONTACT, BASIS):
+        same = [h.passage for h in result.hits if h.passage.doc_id == top.doc_id
+                and h.passage.section not in (CONTACT, BASIS)]
+        return same[0] if same else section_passage(retriever, top.doc_id, PROCESS) or top
     return top
 
 
@@ -220,11 +227,13 @@ def section_menu(retriever: Retriever, doc_id: str, title: str) -> Answer:
 
 def clarify(options: list[tuple[str, str]], aspect: str | None = None) -> Answer:
     """One short question with a button per guide: (doc_id, title) pairs, best first."""
-    names = [f"《{short_title(t)}》" for _, t in options]
+    shorts = [short_title(t) for _, t in options]
+    labels = shorts if len(set(shorts)) == len(shorts) else [t for _, t in options]  # 提取（租房）/（购房）
+    names = [f"《{label}》" for label in labels]
     asked = "、".join(names[:-1]) + f"还是{names[-1]}"
     what = f"的{ASPECT_LABEL[aspect]}" if aspect and aspect != "overview" else ""
-    buttons = [{"title": short_title(t), "payload": f'/{CHOOSE_INTENT}{{"{CHOICE_ENTITY}": "{d}"}}'}
-               for d, t in options]
+    buttons = [{"title": label, "payload": f'/{CHOOSE_INTENT}{{"{CHOICE_ENTITY}": "{d}"}}'}
+               for (d, _), label in zip(options, labels)]
     return Answer(f"您是要办理{asked}？我好告诉您对应{what or '的办理方法'}。", False, _new_id(), [], buttons,
                   {"kind": "clarify", "mode": "fresh", "options": [d for d, _ in options], "aspect": aspect})
 

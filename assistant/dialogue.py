@@ -29,8 +29,11 @@ from .understanding import ASPECT_SECTION, SECTION_ASPECT, Names, asked_aspect
 CLARIFY_MAX_CONTENT_CHARS = 10
 # ...and only when retrieval scores the options within this much of its best (fused, 0..1)
 CLARIFY_SCORE_GAP = 0.2
-LONG_NAME = 4
+# ...and a rival scored this close to the named guide still deserves the question
+CLARIFY_CLOSE = 0.05
 MAX_OPTIONS = 3
+# "另外……", "对了，……": what follows is a question of its own, not a follow-up
+_NEW_QUESTION = re.compile(r"^\W*(另外|对了|还有个事|还有一个事|再问一个|再问个|换个问题|顺便问)")
 _ORDINALS = (("第一", "第1", "前者", "前面", "上面", "头一个"), ("第二", "第2", "后者", "后面", "下面"),
              ("第三", "第3", "最后"))
 
@@ -104,8 +107,8 @@ class Dialogue:
                 return self._follow_up(ctx.doc_id, text, aspect, audience)
             return Reply(ask_what(aspect), Context())
         query = self.retriever.prepare(text)
-        result = self.retriever.search(query, k=10)
-        if ctx.doc_id and not self._names_other(content, ctx.doc_id, text, result):
+        result = self.retriever.search(query, k=30)
+        if ctx.doc_id and not _NEW_QUESTION.match(text) and not self._names_other(content, ctx.doc_id, text, result):
             return self._follow_up(ctx.doc_id, query, aspect, audience)
         if not ctx.doc_id:
             return self._fresh(text, result, content, aspect, "fresh", audience)
@@ -142,7 +145,7 @@ class Dialogue:
                 return Reply(ask_what(aspect), Context())
             passage = passages[0]
         answer = answer_from(self.retriever, passage, score, aspect=aspect, mode=mode, audience=audience)
-        return Reply(answer, Context(doc_id, aspect or SECTION_ASPECT.get(passage.section)))
+        return Reply(answer, Context(doc_id, aspect))
 
     def _fresh(self, text: str, result: SearchResult, content: list[str], aspect: str | None, mode: str,
                audience: str) -> Reply:
@@ -151,12 +154,15 @@ class Dialogue:
             return Reply(self._clarify_answer(options, aspect), Context(options=options, pending_aspect=aspect))
         if result.reason == "empty" or not result.hits:
             return Reply(ask_what(aspect), Context())
+        named = self._named_candidate(text, result)
+        if named:  # "营业执照怎么办": the guide called 营业执照, not the bundle that includes it
+            reply = self._answer_doc(named, result.query, aspect or asked_aspect(text), mode, audience)
+            return reply
         if not result.confident and not self._named_top(text, content, result):
             return Reply(unsure(result, audience), Context())
         answer = compose(self.retriever, result, aspect, audience, confident=True)
         answer.turn["mode"] = mode
-        doc = answer.turn.get("doc_id")
-        return Reply(answer, Context(doc, answer.turn.get("aspect")))
+        return Reply(answer, Context(answer.turn.get("doc_id"), aspect or asked_aspect(text)))
 
     def _chosen(self, doc_id: str, ctx: Context, audience: str) -> Reply:
         """A clarification button, possibly replayed long after (say, after a restart)."""
@@ -184,30 +190,50 @@ class Dialogue:
         return bool(rivals) and result.confident and bool(top) and top[0].passage.doc_id in rivals
 
     def _ambiguous(self, text: str, result: SearchResult, content: list[str], mode: str = "fresh") -> list[str]:
-        """Different guides among the best candidates that the message's words fit equally
-        and that retrieval cannot tell apart either."""
+        """Different guides among the best candidates that the message's words fit about
+        equally and that retrieval cannot tell apart either."""
         if self.names.content_chars(text) > CLARIFY_MAX_CONTENT_CHARS or not result.hits:
             return []
         names = self.names.name_tokens(content)
-        if not names:
-            return []
         scores = self.names.scores(names)
-        tops = [h for h in result.top_docs()[:6] if h.passage.kind == "guide"]
-        if not tops:
-            return []
-        best = max(scores.get(h.passage.doc_id, 0.0) for h in tops)
-        if best <= 0 or max(scores.values()) > best * 1.001:  # a guide outside the candidates fits better
+        if not scores:
             return []
         floor = result.hits[0].score - CLARIFY_SCORE_GAP
-        tied = [h.passage.doc_id for h in tops if scores.get(h.passage.doc_id, 0.0) >= best * 0.999 and h.score >= floor]
+        tops = [h.passage.doc_id for h in result.top_docs()[:8] if h.passage.kind == "guide" and h.score >= floor]
+        best = max(scores.values())
+        best_doc = next((d for d in tops if scores.get(d, 0.0) >= best * 0.999), None)
+        if best_doc is None:
+            return []  # the guide the words fit best is not among retrieval's best
+        tied = [d for d in tops if d == best_doc or self.names.fits_as_well(names, best_doc, d)]
         if len(tied) < 2:
             return []
-        # a long name of one of them said whole ("公积金能贷多少") settles it; in a switch
-        # ("那居住证呢") any whole name does: it means the service itself, as asked before
-        shortest = 2 if mode == "switch" else LONG_NAME
-        if any(len(ph) >= shortest and len(docs & set(tied)) == 1 for ph, docs in self.names.phrases(text).items()):
-            return []
+        # A name said whole settles it when it is one guide's alone: "公积金能贷多少", or in a
+        # switch ("那居住证呢") any name of one guide. "社保卡" is in most names of both 社保卡
+        # guides, so it does not; nor does one that a rival is sometimes called by too
+        # (居民养老金 for 养老金) when retrieval scores that rival as high.
+        score = {h.passage.doc_id: h.score for h in result.top_docs()}
+        for phrase, docs in self.names.phrases(text).items():
+            mine = docs & set(tied)
+            if len(mine) != 1:
+                continue
+            named = next(iter(mine))
+            rivals = [d for d in tied if d != named]
+            if mode == "switch" or not any(self.names.names_contain(d, phrase) or (
+                    self.names.any_name_contains(d, phrase) and score[d] >= score[named] - CLARIFY_CLOSE)
+                    for d in rivals):
+                return []
         return tied[:MAX_OPTIONS]
+
+    def _named_candidate(self, text: str, result: SearchResult) -> str | None:
+        """A guide among retrieval's best that the message calls by one of its names, when the
+        top one is not called so: names are what people say, so they outrank the score."""
+        named = self.names.phrase_docs(text)
+        tops = result.top_docs()
+        if len(named) != 1 or not tops or tops[0].passage.doc_id in named:
+            return None
+        floor = tops[0].score - CLARIFY_SCORE_GAP
+        doc = next(iter(named))
+        return doc if any(h.passage.doc_id == doc and h.score >= floor for h in tops[:3]) else None
 
     def _named_top(self, text: str, content: list[str], result: SearchResult) -> bool:
         """Retrieval's best guide is also the one the message names, alone: two independent

@@ -65,6 +65,10 @@ GENERIC = frozenset(
     "领取 办好 办完 办下来 拿到 需要 可以 现在 已经 还有 之前 以后 怎么办 怎样 如何 一下 一次 全部 什么 哪里 哪个".split())
 
 
+# A guide "is called" by a phrase when at least this share of its names contain it.
+NAMED_SHARE = 1 / 3
+
+
 def asked_aspect(text: str) -> str | None:
     """The aspect a message asks about by its words, or None."""
     low = text.lower()
@@ -113,6 +117,26 @@ class Names:
         found = [ph for ph in self._table[2] if ph in low]
         return {ph: self._table[2][ph] for ph in found if not any(ph != o and ph in o for o in found)}
 
+    @cached_property
+    def _names_list(self) -> dict[str, list[str]]:
+        """Each guide's short title and keywords: what people call it (a title's bracketed
+        gloss, such as 一窗通's list of parts, is not a name)."""
+        out: dict[str, list[str]] = {}
+        for p in self.retriever.passages:
+            if p.kind == "guide" and p.doc_id not in out:
+                out[p.doc_id] = [normalize(n).lower() for n in (short_title(p.title), *(p.meta.get("keywords") or []))]
+        return out
+
+    def any_name_contains(self, doc_id: str, phrase: str) -> bool:
+        return any(phrase in n for n in self._names_list.get(doc_id, []))
+
+    def names_contain(self, doc_id: str, phrase: str) -> bool:
+        """Is the guide, too, mostly called by names with the phrase in them? 社保卡 is in
+        most names of 社保卡挂失和补换 (社保卡丢了, 补办社保卡 …); 居住证 only in a few of
+        居住证积分's, which is about 积分."""
+        names = self._names_list.get(doc_id, [])
+        return bool(names) and sum(phrase in n for n in names) >= len(names) * NAMED_SHARE
+
     def phrase_docs(self, text: str) -> set[str]:
         return {d for docs in self.phrases(text).values() for d in docs}
 
@@ -135,6 +159,15 @@ class Names:
     def name_tokens(self, tokens: list[str]) -> list[str]:
         """The content tokens that some guide's names contain."""
         return [t for t in tokens if t in self._table[0]]
+
+    def fits_as_well(self, tokens: list[str], best: str, other: str) -> bool:
+        """Do the message's name tokens fit `other` as well as `best`? Every token only `best`
+        has must be made of characters `other`'s tokens cover (规划许可证 vs 规划 + 许可: a
+        segmentation artefact); a token of its own (租房, 丢了) tells them apart."""
+        token_docs = self._table[0]
+        covered = {ch for t in tokens if other in token_docs.get(t, ()) for ch in t}
+        return all(set(t) <= covered for t in tokens
+                   if best in token_docs.get(t, ()) and other not in token_docs.get(t, ()))
 
     def scores(self, tokens: list[str]) -> dict[str, float]:
         """doc_id -> weight of the message tokens found in that guide's names."""

@@ -1,6 +1,8 @@
 """Chat-turn latency through Rasa's REST webhook: a guide question (NLU, dialogue, action
 server, retrieval) next to a turn answered by a fixed response (greet), at 1 and 20
-concurrent users. Starts the assistant with scripts/assistant.sh unless --url is given.
+concurrent users; and a conversation's first guide question next to its elliptical
+follow-up ("要多久", answered from the context in the tracker). Starts the assistant with
+scripts/assistant.sh unless --url is given.
 
     python -m bench.chat_latency [--turns 10] [--url http://127.0.0.1:5005]
 """
@@ -23,6 +25,31 @@ ROOT = Path(__file__).resolve().parent.parent
 GUIDE_QUESTIONS = ["开个小饭店要准备啥", "公积金租房怎么提取", "孩子出生户口怎么报", "居住证在哪里办",
                    "社保卡丢了怎么补", "营业执照办下来要多久", "在外地住院能报销吗", "结婚登记要带什么材料"]
 FIXED = ["你好", "您好", "在吗", "早上好"]
+FOLLOW_UPS = ["要多久", "收费吗", "在哪办", "要带什么材料", "网上能办吗"]
+
+
+async def pairs(session, url, tag, turns, first, follow):
+    """Each pair is a new conversation: a guide question, then a follow-up relying on it."""
+    for i in range(turns):
+        sender = f"bench-{tag}-{i}-{time.time_ns()}"
+        for text, out in ((GUIDE_QUESTIONS[i % len(GUIDE_QUESTIONS)], first), (FOLLOW_UPS[i % len(FOLLOW_UPS)], follow)):
+            t0 = time.perf_counter()
+            async with session.post(f"{url}/webhooks/rest/webhook", json={"sender": sender, "message": text}) as r:
+                replies = await r.json()
+            out.append((time.perf_counter() - t0) * 1000)
+            assert any("根据《" in (x.get("text") or "") for x in replies), f"{text!r} got {replies}"
+
+
+async def run_pairs(url: str, users: int, turns: int) -> tuple[list[float], list[float]]:
+    first: list[float] = []
+    follow: list[float] = []
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as session:
+        await asyncio.gather(*(pairs(session, url, f"pair-{users}-{u}", turns, first, follow) for u in range(users)))
+    return first, follow
+
+
+def _pct(lat, q) -> float:
+    return round(float(np.percentile(np.asarray(lat), q)), 1)
 
 
 async def user(session, url, sender, messages, turns, out, expect):
@@ -80,6 +107,12 @@ def main() -> None:
             g, f = rows[(users, "guide_answer")], rows[(users, "fixed_response")]
             print(json.dumps({"users": users, "p95_ratio_guide_over_fixed":
                               round(float(np.percentile(g, 95) / np.percentile(f, 95)), 2)}))
+            first, follow = asyncio.run(run_pairs(url, users, args.turns))
+            print(json.dumps({"users": users, "turn": "first_guide_question", "n": len(first),
+                              "p50_ms": _pct(first, 50), "p95_ms": _pct(first, 95)}))
+            print(json.dumps({"users": users, "turn": "follow_up", "n": len(follow),
+                              "p50_ms": _pct(follow, 50), "p95_ms": _pct(follow, 95),
+                              "p50_ratio_follow_up_over_first": round(_pct(follow, 50) / _pct(first, 50), 2)}))
     finally:
         if proc:
             os.killpg(proc.pid, signal.SIGTERM)

@@ -301,6 +301,73 @@ def test_voice_turn_through_the_gateway_to_the_assistant(assistant, tmp_path):
         proc.wait(timeout=20)
 
 
+# ---------------------------------------------------------------- conversation context
+
+def _turn(replies: list[dict]) -> dict:
+    return next(((r.get("custom") or {}).get("turn") for r in replies if (r.get("custom") or {}).get("turn")), {})
+
+
+def say_meta(assistant, sender: str, text: str, metadata: dict) -> list[dict]:
+    body = json.dumps({"sender": sender, "message": text, "metadata": metadata}).encode()
+    req = urllib.request.Request(assistant["url"] + "/webhooks/rest/webhook", body,
+                                 {"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=60) as r:
+        return json.loads(r.read())
+
+
+def test_follow_up_is_answered_from_the_first_turns_guide(assistant):
+    first = _turn(say(assistant, "e2e-follow", "营业执照怎么办"))
+    then = _turn(say(assistant, "e2e-follow", "要多久能拿到"))
+    assert first["doc_id"] in ("qy-sheli-dengji", "qy-yichuangtong")
+    assert (then["mode"], then["doc_id"], then["section"]) == ("followup", first["doc_id"], "办理时限和收费")
+    fee = say(assistant, "e2e-follow", "收钱不")
+    assert _turn(fee)["doc_id"] == first["doc_id"] and "收费标准" in texts(fee).split("：", 1)[1][:12]
+
+
+def test_switch_keeps_the_aspect_and_clarification_button_continues(assistant):
+    assert _turn(say(assistant, "e2e-switch", "结婚登记要带什么材料"))["doc_id"] == "hy-jiehun"
+    switched = _turn(say(assistant, "e2e-switch", "那离婚呢"))
+    assert (switched["mode"], switched["doc_id"], switched["section"]) == ("switch", "hy-lihun", "申请材料")
+    ask = say(assistant, "e2e-clarify", "社保卡怎么办")
+    assert _turn(ask)["kind"] == "clarify" and "还是" in texts(ask)
+    button = next(b for r in ask for b in r.get("buttons") or [] if "挂失" in b["title"])
+    chosen = _turn(say(assistant, "e2e-clarify", button["payload"]))
+    assert (chosen["kind"], chosen["doc_id"]) == ("answer", "sbk-guashi-buhuan")
+    # the same payload replayed in a new conversation (say, after a restart) still answers it
+    assert _turn(say(assistant, "e2e-replay", button["payload"]))["doc_id"] == "sbk-guashi-buhuan"
+
+
+def test_context_survives_an_action_server_restart(assistant):
+    assert _turn(say(assistant, "e2e-restart", "我想办个居住证"))["doc_id"] == "jzz-juzhuzheng"
+    assistant["actions"].terminate()
+    assistant["actions"].wait(timeout=20)
+    assistant["actions"] = start_action_server(assistant["tmp"], INDEX, assistant["action_port"])
+    _wait(f"http://127.0.0.1:{assistant['action_port']}/ready", assistant["actions"], 90)
+    then = _turn(say(assistant, "e2e-restart", "需要带什么材料"))
+    assert (then["doc_id"], then["section"]) == ("jzz-juzhuzheng", "申请材料")
+
+
+@pytest.mark.parametrize("first,message,kind", [
+    (None, "要多久", "ask"), (None, "那个呢", "ask"), ("结婚登记怎么办", "要帶什麼材料", "answer"),
+    ("结婚登记怎么办", "我还想再问一下，" * 60 + "要多久", "answer"),
+])
+def test_follow_up_bad_input(assistant, first, message, kind):
+    sender = f"e2e-fbad-{abs(hash((first, message))) % 10**8}"
+    if first:
+        say(assistant, sender, first)
+    turn = _turn(say(assistant, sender, message))
+    assert turn["kind"] == kind
+    if kind == "answer":
+        assert turn["doc_id"] == "hy-jiehun"
+
+
+def test_copilot_audience_gets_a_reply_for_the_hotline_itself(assistant):
+    replies = say_meta(assistant, "e2e-agent", "我家猫最近不爱吃饭是怎么回事，要办什么手续吗", {"audience": "agent"})
+    assert texts(replies) and "拨打" not in texts(replies)
+    replies = say_meta(assistant, "e2e-agent", "结婚登记要带什么材料", {"audience": "agent"})
+    assert texts(replies).startswith("您好，根据《结婚登记》") and "12345" not in texts(replies)
+
+
 # ---------------------------------------------------------------- failures (last: stops the action server)
 
 def test_action_server_down_gives_a_polite_reply_quickly(assistant):

@@ -236,6 +236,35 @@ def test_copilot_updates_from_typed_caller_text(browser, services):
         ctx.close()
 
 
+def test_copilot_follows_the_call_and_speaks_as_the_hotline(browser, services):
+    ctx = browser.new_context(viewport={"width": 1440, "height": 1000}, locale="zh-CN")
+    page = ctx.new_page()
+    page.set_default_timeout(60_000)
+    try:
+        page.goto(services["web"] + "/copilot")
+        page.fill("input[name=token]", TOKEN)
+        page.click("button[type=submit]")
+        page.wait_for_selector("#caller")
+        page.fill("#caller", "营业执照怎么办")
+        page.press("#caller", "Enter")
+        page.wait_for_function("() => document.getElementById('suggest').textContent.includes('营业执照')"
+                               " || document.getElementById('suggest').textContent.includes('企业设立登记')")
+        first = page.locator("#suggest").inner_text()
+        page.fill("#caller", "要多久能拿到")
+        page.press("#caller", "Enter")
+        page.wait_for_function(f"() => document.getElementById('suggest').textContent !== {first!r}")
+        page.wait_for_function("() => document.querySelectorAll('#said li').length === 2")
+        suggestion = page.locator("#suggest").inner_text()
+        assert "办理时限" in suggestion and ("企业设立登记" in suggestion or "一窗通" in suggestion)
+        for text in (first, suggestion):
+            assert "拨打" not in text and "12345" not in text
+        top_guide = page.locator(".guide").first.inner_text()
+        assert "企业设立登记" in top_guide or "一窗通" in top_guide
+        shot(page, "copilot_follow_up")
+    finally:
+        ctx.close()
+
+
 # ---------------------------------------------------------------- kiosk
 
 @pytest.fixture

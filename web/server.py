@@ -281,7 +281,8 @@ class WebApp:
     def _guides(retriever, q: str, doc: str | None = None, limit: int = 3) -> dict[str, Any]:
         result = retriever.search(q, k=10)
         hits = result.top_docs()
-        if doc and retriever.passages_of(doc):  # the call's topic first, as the suggested reply uses it
+        in_context = bool(doc) and bool(retriever.passages_of(doc))
+        if in_context:  # the call's topic first, as the suggested reply uses it
             own = retriever.search_within(q, [doc], k=1) or []
             hits = own + [h for h in hits if h.passage.doc_id != doc]
         guides = []
@@ -302,7 +303,7 @@ class WebApp:
                 item["overview"] = p.text
             guides.append(item)
         return {"query": result.query, "confidence": round(result.confidence, 4),
-                "confident": result.confident, "guides": guides}
+                "confident": result.confident or in_context, "topic": doc if in_context else None, "guides": guides}
 
     async def handoffs(self, request: web.Request) -> web.Response:
         if not self.authorized(request):
