@@ -349,7 +349,9 @@ def test_context_survives_an_action_server_restart(assistant):
 
 @pytest.mark.parametrize("first,message,kind", [
     (None, "要多久", "ask"), (None, "那个呢", "ask"), ("结婚登记怎么办", "要帶什麼材料", "answer"),
-    ("结婚登记怎么办", "我还想再问一下，" * 60 + "要多久", "answer"),
+    ("结婚登记怎么办", "是这样的，我和我对象都是外地户口，在青浦上班三年多了，房子是租的，两边父母都不在上海，"
+                      "单位也开不了什么证明，我们下个月想去把证领了，听说现在全国都能办，我就想问问这个"
+                      "从去了到拿到证一般要多久，当天能不能拿到", "answer"),
 ])
 def test_follow_up_bad_input(assistant, first, message, kind):
     sender = f"e2e-fbad-{abs(hash((first, message))) % 10**8}"
