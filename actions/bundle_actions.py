@@ -17,10 +17,12 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from index_builder.normalize import normalize
 
-from . import runtime
 from assistant.answers import compose
 from assistant.bundles import Bundle, find_bundle, load_bundles
+from assistant.dialogue import Context
 from assistant.eligibility import Question, Session, Turn, evaluate, question_text
+
+from . import runtime
 
 log = logging.getLogger(__name__)
 COMPANY_BUNDLE = "kaiban-qiye"
@@ -67,6 +69,20 @@ def _intent(tracker: Tracker) -> str | None:
     return (tracker.latest_message.get("intent") or {}).get("name")
 
 
+def _answer_as_question(dispatcher: CollectingDispatcher, tracker: Tracker, text: str) -> list | None:
+    """Answer from the guides when the conversation core can (a cited answer or a clarifying
+    question); the context events to keep, or None."""
+    dialogue = runtime.dialogue()
+    if dialogue is None:
+        return None
+    reply = dialogue.turn(text, Context.from_slots(tracker.get_slot))
+    if reply.answer.turn.get("kind") not in ("answer", "clarify"):
+        return None
+    a = reply.answer
+    dispatcher.utter_message(text=a.text, buttons=a.buttons, json_message=a.payload())
+    return [SlotSet(k, v) for k, v in reply.context.to_slots().items()]
+
+
 class ActionStartBundle(Action):
     def name(self) -> str:
         return "action_start_bundle"
@@ -77,6 +93,10 @@ class ActionStartBundle(Action):
         if bundle is None and _intent(tracker) == "start_company":
             bundle = bundles()[COMPANY_BUNDLE]
         if bundle is None:
+            # "我想办个居住证" sounds like a bundle start but names a service: answer it
+            answered = _answer_as_question(dispatcher, tracker, text)
+            if answered is not None:
+                return [SlotSet("bundle_id", None), *answered]
             dispatcher.utter_message(
                 text="请问您想办理哪一件事？可以选择下面的“一件事”，我会问几个问题，帮您判断能不能办、要准备什么。",
                 buttons=[{"title": b.name, "payload": f"我想办{b.name}"} for b in bundles().values()])

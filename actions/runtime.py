@@ -14,6 +14,7 @@ from pathlib import Path
 from index_builder.retriever import IndexNotReady, Retriever
 
 from assistant.dialogue import Dialogue
+from assistant.intake.service import Intake
 from assistant.stores import Store
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,22 @@ def dialogue() -> Dialogue | None:
     if _dialogue is None or _dialogue.retriever is not r:
         _dialogue = Dialogue(r)
     return _dialogue
+
+
+_intake: Intake | None = None
+
+
+def intake() -> Intake | None:
+    """诉求 intake over the 工单 store and the intake model; None (logged) when the store cannot
+    be opened, e.g. without ASSISTANT_TICKET_KEY (ASSISTANT_DEV=1 allows a throwaway key)."""
+    global _intake
+    with _lock:
+        if _intake is None:
+            try:
+                _intake = Intake.open(allow_ephemeral_key=os.environ.get("ASSISTANT_DEV") == "1")
+            except Exception as exc:
+                log.error("工单 store not available: %s", exc)
+        return _intake
 
 
 def problem() -> str | None:

@@ -23,6 +23,7 @@ def build_app():
     executor = ActionExecutor()
     executor.register_package("actions.actions")
     executor.register_package("actions.bundle_actions")
+    executor.register_package("actions.ticket_actions")
     app = create_app(executor)
 
     @app.get("/ready")

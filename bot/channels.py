@@ -21,7 +21,7 @@ from rasa.core.channels.rest import RestInput
 from rasa.core.channels.socketio import SocketIOInput, SocketIOOutput
 from sanic.request import Request
 
-from assistant.privacy import install_log_masking, mask_pii
+from assistant.privacy import install_log_masking, mask_pii, mobiles
 
 log = logging.getLogger(__name__)
 MAX_MESSAGE_CHARS = 1000
@@ -30,6 +30,27 @@ FALLBACK_REPLY = "抱歉，系统暂时繁忙，没能处理您的问题。请�
 _TAGS = re.compile(r"<[^<>]{0,200}>")
 
 install_log_masking()  # Rasa's own log handlers are set up before channels load
+
+
+_tickets = None
+
+
+def remember_contact(sender_id: Optional[str], text: Optional[str]) -> None:
+    """A mobile number in the message may be a callback number for a 工单: keep the last one,
+    encrypted, by sender (assistant.intake.store), before the message is masked."""
+    global _tickets
+    numbers = mobiles(text or "")
+    if not numbers or not sender_id or (text or "").startswith("/"):
+        return
+    try:
+        if _tickets is None:
+            from assistant.intake.store import TicketStore
+
+            _tickets = TicketStore(os.environ.get("ASSISTANT_TICKETS", "build/data/tickets.db"),
+                                   allow_ephemeral_key=os.environ.get("ASSISTANT_DEV") == "1")
+        _tickets.remember_contact(sender_id, numbers[-1])
+    except Exception as exc:  # no key, a broken store: the message still goes on, masked
+        log.error("callback number not kept: %s", mask_pii(str(exc)))
 
 
 def clean_user_text(text: Optional[str]) -> str:
@@ -51,6 +72,7 @@ def guarded(on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Callable
     """Clean the text, bound the turn's time, and never leave a REST caller without a reply."""
 
     async def handle(message: UserMessage) -> None:
+        remember_contact(message.sender_id, message.text)  # socket.io: the text is still raw here
         message.text = clean_user_text(message.text)
         collector = message.output_channel if isinstance(message.output_channel, CollectingOutputChannel) else None
         before = len(collector.messages) if collector else 0
@@ -70,7 +92,10 @@ class CleanRestInput(RestInput):
         return "rest"
 
     def _extract_message(self, req: Request) -> Optional[str]:
-        return clean_user_text(super()._extract_message(req))
+        raw = super()._extract_message(req)
+        sender = (req.json or {}).get("sender") if isinstance(req.json, dict) else None
+        remember_contact(str(sender) if sender else None, raw)
+        return clean_user_text(raw)
 
     def get_metadata(self, request: Request) -> Optional[Dict[str, Any]]:
         """Only the audience passes ({"audience": "agent"} from the 12345 copilot): metadata

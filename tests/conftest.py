@@ -1,6 +1,7 @@
 """Shared fixtures: a small hand-written knowledge base, independent of the bundled samples."""
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import shutil
@@ -12,6 +13,9 @@ import pytest
 import yaml
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# one 工单 key for this test session, shared by every process the tests start (the channel
+# keeps callback numbers with it, the action server files them with it)
+os.environ.setdefault("ASSISTANT_TICKET_KEY", base64.b64encode(os.urandom(32)).decode())
 ROOT = Path(__file__).resolve().parent.parent
 PLAN = ROOT / "knowledge_base" / "policies" / "qingpu-2020-yiwangtongban-plan.txt"
 

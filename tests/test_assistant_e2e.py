@@ -50,7 +50,8 @@ def _wait(url: str, proc: subprocess.Popen, seconds: int) -> None:
 
 
 def start_action_server(tmp: Path, index: Path, port: int) -> subprocess.Popen:
-    env = dict(os.environ, ASSISTANT_INDEX=str(index), ASSISTANT_STORE=str(tmp / "assistant.db"))
+    env = dict(os.environ, ASSISTANT_INDEX=str(index), ASSISTANT_STORE=str(tmp / "assistant.db"),
+               ASSISTANT_TICKETS=str(tmp / "tickets.db"))
     log = open(tmp / "actions.out", "ab")
     proc = subprocess.Popen([sys.executable, "-m", "actions.server", "--port", str(port),
                              "--log-file", str(tmp / "actions.log")], cwd=ROOT, env=env, stdout=log, stderr=log)
@@ -72,7 +73,8 @@ def assistant(tmp_path_factory):
     rasa = subprocess.Popen(
         [str(RASA), "run", "--model", MODEL, "--port", str(rasa_port), "--credentials", "credentials.yml",
          "--endpoints", str(tmp / "endpoints.yml"), "--log-file", str(tmp / "rasa.log")],
-        cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT), ASSISTANT_REPLY_TIMEOUT="10"), stdout=log, stderr=log)
+        cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT), ASSISTANT_REPLY_TIMEOUT="10",
+                            ASSISTANT_TICKETS=str(tmp / "tickets.db")), stdout=log, stderr=log)
     try:
         _wait(f"http://127.0.0.1:{rasa_port}/", rasa, 240)
         yield {"url": f"http://127.0.0.1:{rasa_port}", "tmp": tmp, "actions": actions,
@@ -370,6 +372,43 @@ def test_copilot_audience_gets_a_reply_for_the_hotline_itself(assistant):
     assert texts(replies).startswith("您好，根据《结婚登记》") and "12345" not in texts(replies)
 
 
+# ---------------------------------------------------------------- 12345 诉求 intake
+
+def _ticket(replies: list[dict]) -> dict:
+    return next(((r.get("custom") or {}).get("ticket") for r in replies if (r.get("custom") or {}).get("ticket")), {})
+
+
+def test_complaint_is_drafted_confirmed_and_filed_with_an_encrypted_callback(assistant):
+    sender = "e2e-ticket"
+    drafted = say(assistant, sender, "盈浦街道XX小区门口的路灯坏了一个多月了，晚上很黑，老人差点摔倒，希望尽快修")
+    draft = _ticket(drafted)
+    assert draft["summary"] and draft["department"] and "XX小区" in (draft["place"] or "")
+    assert "确认提交" in texts(drafted)
+    with_number = say(assistant, sender, "需要回电，我的电话13912345678")
+    assert "139****5678" in texts(with_number)
+    filed = _ticket(say(assistant, sender, "确认提交"))
+    assert filed["id"].startswith("QP") and filed["callback"] and filed["contact_masked"] == "139****5678"
+    # the number is in no store or log in clear: the tracker and the 工单 store included
+    for path in ("tracker.db", "tickets.db", "rasa.log", "actions.log"):
+        f = assistant["tmp"] / path
+        assert not f.exists() or b"13912345678" not in f.read_bytes(), path
+    status = say(assistant, "e2e-ticket-status", f"帮我查下工单 {filed['id']} 办得怎么样了")
+    assert filed["id"] in texts(status) and "已受理" in texts(status)
+
+
+def test_cancel_and_a_question_with_a_complaint(assistant):
+    assert _ticket(say(assistant, "e2e-ticket-cancel", "我要举报，小区旁边有个黑作坊晚上偷偷排污水，河都变黑了"))
+    cancelled = say(assistant, "e2e-ticket-cancel", "算了不投诉了")
+    assert "不提交" in texts(cancelled) and not _ticket(cancelled).get("id")
+    both = say(assistant, "e2e-ticket-both", "楼下新开的饭店油烟很大，我想投诉；另外我自己也想开个小吃店，要办什么证")
+    assert _ticket(both) and "《食品经营许可" in texts(both)
+
+
+def test_plain_service_questions_get_no_ticket(assistant):
+    for i, q in enumerate(["开个小饭店要准备啥", "社保卡丢了怎么补", "公积金租房怎么提取", "结婚登记要带什么材料"]):
+        assert not _ticket(say(assistant, f"e2e-noticket-{i}", q)), q
+
+
 # ---------------------------------------------------------------- failures (last: stops the action server)
 
 def test_action_server_down_gives_a_polite_reply_quickly(assistant):
@@ -392,3 +431,4 @@ def test_missing_index_is_logged_and_reported_not_ready(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
