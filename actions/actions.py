@@ -72,21 +72,47 @@ class ActionAnswerGuide(Action):
 
 
 class ActionAudienceReply(Action):
-    """A fixed response for goodbye, "are you a bot" and out-of-scope, in the copilot's version
-    (utter_X_agent) when the message comes from a 12345 agent."""
+    """A fixed response for goodbye, "are you a bot", out-of-scope, and a bare yes or no, in the
+    copilot's version (utter_X_agent) when the message comes from a 12345 agent. Out-of-scope
+    and yes/no first ask the conversation core: with a guide in context, "收钱不" (classified
+    deny) or "有问题找谁" (classified out_of_scope) is a follow-up it can answer."""
 
-    RESPONSES = {"goodbye": "utter_goodbye", "bot_challenge": "utter_iamabot", "out_of_scope": "utter_out_of_scope"}
+    RESPONSES = {"goodbye": "utter_goodbye", "bot_challenge": "utter_iamabot", "out_of_scope": "utter_out_of_scope",
+                 "affirm": "utter_affirm", "deny": "utter_deny"}
+    CONTEXTUAL = {"out_of_scope", "affirm", "deny"}
 
     def name(self) -> str:
         return "action_audience_reply"
 
     def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict) -> list:
         intent = (tracker.latest_message.get("intent") or {}).get("name")
+        if intent in self.CONTEXTUAL:
+            answered = answer_in_context(dispatcher, tracker)
+            if answered is not None:
+                return answered
         response = self.RESPONSES.get(intent, "utter_out_of_scope")
         if audience(tracker) == "agent" and f"{response}_agent" in (domain.get("responses") or {}):
             response += "_agent"
         dispatcher.utter_message(response=response)
         return []
+
+
+def answer_in_context(dispatcher: CollectingDispatcher, tracker: Tracker, kinds: tuple = ("answer", "clarify"),
+                      modes: tuple | None = None) -> list | None:
+    """Let the conversation core answer a message another intent claimed, when it has a cited
+    answer or a clarifying question for it (optionally only in the given modes); the events
+    to return, or None."""
+    dialogue = runtime.dialogue()
+    text = tracker.latest_message.get("text") or ""
+    if dialogue is None or not text or text.startswith("/"):
+        return None
+    reply = dialogue.turn(text, Context.from_slots(tracker.get_slot), audience=audience(tracker))
+    turn = reply.answer.turn
+    if turn.get("kind") not in kinds or (modes and turn.get("mode") not in modes):
+        return None
+    a = reply.answer
+    dispatcher.utter_message(text=a.text, buttons=a.buttons, json_message=a.payload())
+    return [SlotSet(k, v) for k, v in reply.context.to_slots().items()] + _clear_offer(tracker)
 
 
 class ActionFeedback(Action):

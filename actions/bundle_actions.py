@@ -23,6 +23,7 @@ from assistant.dialogue import Context
 from assistant.eligibility import Question, Session, Turn, evaluate, question_text
 
 from . import runtime
+from .actions import answer_in_context
 
 log = logging.getLogger(__name__)
 COMPANY_BUNDLE = "kaiban-qiye"
@@ -89,6 +90,10 @@ class ActionStartBundle(Action):
 
     def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict) -> list:
         text = _text(tracker)
+        if tracker.get_slot("clarify_options"):  # "家里刚添了个娃" answers "您是要办理……还是……？"
+            picked = answer_in_context(dispatcher, tracker, kinds=("answer",), modes=("clarified",))
+            if picked is not None:
+                return [SlotSet("bundle_id", None), *picked]
         bundle = find_bundle(text, bundles())
         if bundle is None and _intent(tracker) == "start_company":
             bundle = bundles()[COMPANY_BUNDLE]

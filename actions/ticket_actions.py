@@ -62,14 +62,15 @@ class ActionDraftTicket(Action):
         if intake.detect(text).is_question:
             _answer_question_part(dispatcher, tracker, text)
         draft = intake.draft(text)
-        if audience(tracker) == "agent":
-            lead = f"好的，您反映的情况我已经为您登记：{draft['summary']}。我们会转交{draft['department']}办理。"
-        else:
-            lead = Intake.readback(draft)
-        dispatcher.utter_message(text=lead, json_message={"ticket": public(draft)})
         log.info("ticket drafted: type=%s category=%s urgency=%s", draft.get("type"), draft.get("category"),
                  draft.get("urgency"))
-        return [SlotSet("ticket_draft", draft), SlotSet("ticket_reply", None)]
+        if audience(tracker) == "agent":  # the agent files it from the copilot's 工单 card
+            dispatcher.utter_message(
+                text=f"好的，您反映的情况我已经为您记录：{draft['summary']}。我们会转交{draft['department']}办理，"
+                     "请问需要承办单位给您回电吗？", json_message={"ticket": public(draft)})
+            return [SlotSet("ticket_filing", False), SlotSet("ticket_draft", None)]
+        dispatcher.utter_message(text=Intake.readback(draft), json_message={"ticket": public(draft)})
+        return [SlotSet("ticket_filing", True), SlotSet("ticket_draft", draft), SlotSet("ticket_reply", None)]
 
 
 class ActionAskTicketReply(Action):
@@ -78,9 +79,7 @@ class ActionAskTicketReply(Action):
 
     def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict) -> list:
         draft = tracker.get_slot("ticket_draft") or {}
-        if audience(tracker) == "agent":
-            text = "请问需要承办单位给您回电吗？如需要，请告诉我您的手机号。确认无误我就为您提交。"
-        elif draft.get("callback") and draft.get("contact_masked"):
+        if draft.get("callback") and draft.get("contact_masked"):
             text = f"承办单位会打 {draft['contact_masked']} 回电。内容无误请回复“确认提交”；不想提交了可以说“算了”。"
         else:
             text = ("请核对以上内容：无误请回复“确认提交”；需要承办单位回电的，请留下手机号；"
@@ -158,7 +157,8 @@ class ActionTicketDone(Action):
         return "action_ticket_done"
 
     def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict) -> list:
-        return [SlotSet("ticket_draft", None), SlotSet("ticket_reply", None), SlotSet("requested_slot", None)]
+        return [SlotSet("ticket_draft", None), SlotSet("ticket_reply", None), SlotSet("requested_slot", None),
+                SlotSet("ticket_filing", False)]
 
 
 class ActionTicketStatus(Action):

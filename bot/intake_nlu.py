@@ -56,12 +56,11 @@ class IntakeIntentClassifier(GraphComponent):
             kind = classify_message(text)
             if not kind.is_complaint:
                 continue
-            # naming it (投诉, 举报, 反映, 建议, 求助 …) settles it; otherwise a short reply DIET is
-            # sure of keeps its intent, and a question about a service that only sounds
-            # aggrieved ("单位开不了证明……要多久") stays a question
+            # naming it (投诉, 举报, 反映, 建议, 求助 …) settles it; otherwise a question that only
+            # sounds aggrieved ("有问题找谁", "单位开不了证明……要多久") and a short reply DIET is
+            # sure of keep their intent
             named = any(re.search(pattern, text) for pattern in EXPLICIT.values())
-            if not named and ((intent in KEEP_WHEN_SHORT and len(text) < SHORT)
-                              or (kind.is_question and intent == "ask_service")):
+            if not named and (kind.is_question or (intent in KEEP_WHEN_SHORT and len(text) < SHORT)):
                 continue
             _set(message, REPORT)
         return messages

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import sqlite3
 import subprocess
 import sys
 import urllib.error
@@ -53,7 +55,14 @@ def services(assistant):
     voice = subprocess.Popen([sys.executable, "-m", "voice", "serve", "--port", str(voice_port),
                               "--rasa-url", assistant["url"]], cwd=ROOT,
                              stdout=open(tmp / "voice.out", "ab"), stderr=subprocess.STDOUT)
-    env = dict(os.environ, COPILOT_TOKEN=TOKEN, ASSISTANT_STORE=str(tmp / "assistant.db"), ASSISTANT_INDEX=str(INDEX))
+    # 工单: the category model trained on the bundled examples (a few seconds), the store the action
+    # server files into, with the session's ASSISTANT_TICKET_KEY (conftest) or else a random key
+    # (ASSISTANT_DEV=1), and no delivery URL (filed 工单 stay pending)
+    subprocess.run([sys.executable, "-m", "assistant.intake", "train", "--out", str(tmp / "intake")], cwd=ROOT,
+                   check=True, stdout=subprocess.DEVNULL)
+    env = dict(os.environ, COPILOT_TOKEN=TOKEN, ASSISTANT_STORE=str(tmp / "assistant.db"), ASSISTANT_INDEX=str(INDEX),
+               ASSISTANT_DEV="1", ASSISTANT_TICKETS=str(tmp / "tickets.db"), ASSISTANT_INTAKE_MODEL=str(tmp / "intake"))
+    env.pop("ASSISTANT_TICKET_URL", None)
     web = subprocess.Popen([sys.executable, "-m", "web", "--port", str(web_port), "--rasa-url", assistant["url"],
                             "--voice-url", f"http://127.0.0.1:{voice_port}"], cwd=ROOT, env=env,
                            stdout=open(tmp / "web.out", "ab"), stderr=subprocess.STDOUT)
@@ -261,6 +270,64 @@ def test_copilot_follows_the_call_and_speaks_as_the_hotline(browser, services):
         top_guide = page.locator(".guide").first.inner_text()
         assert "企业设立登记" in top_guide or "一窗通" in top_guide
         shot(page, "copilot_follow_up")
+    finally:
+        ctx.close()
+
+
+def test_copilot_drafts_and_files_a_ticket(browser, services):
+    complaint = "盈浦街道XX小区门口的路灯坏了一个多月了，晚上很黑，老人差点摔倒，希望尽快修"
+    summary = "市民反映盈浦街道XX小区门口路灯损坏一个多月，夜间无照明，老人险些摔倒，请尽快修复。"
+    phone = "13957204816"
+    ctx = browser.new_context(viewport={"width": 1440, "height": 1000}, locale="zh-CN")
+    page = ctx.new_page()
+    page.set_default_timeout(60_000)
+    try:
+        page.goto(services["web"] + "/copilot")
+        page.fill("input[name=token]", TOKEN)
+        page.click("button[type=submit]")
+        page.wait_for_selector("#caller")
+        assert page.locator("#tk-form").is_hidden()
+        page.wait_for_function("() => document.querySelectorAll('#tk-category option').length > 5")  # ticket-meta
+        page.click("#tk-make")
+        page.wait_for_function("() => document.getElementById('tk-result').textContent === '请先输入来电内容。'")
+
+        page.fill("#caller", complaint)
+        page.press("#caller", "Enter")
+        page.wait_for_selector("#tk-form", state="visible")  # recognised as a 诉求: the draft fills the card
+        assert page.input_value("#tk-type") == "投诉" and page.input_value("#tk-category") == "城乡建设"
+        assert "城乡建设" in page.inner_text("#tk-scores") and "%" in page.inner_text("#tk-scores")
+        assert "盈浦街道XX小区" in page.input_value("#tk-place") and "盈浦街道" in page.input_value("#tk-department")
+        drafted = page.input_value("#tk-summary")
+        assert "路灯" in drafted and len(drafted) <= 100 and page.input_value("#tk-urgency") == "一般"
+
+        # the agent rewrites the summary; the next sentence re-drafts the rest, not the summary
+        page.fill("#tk-summary", summary)
+        page.fill("#caller", "昨天晚上我妈妈就在那里摔了一跤，腿都受伤了")
+        page.press("#caller", "Enter")
+        page.wait_for_function("() => document.getElementById('tk-urgency').value === '紧急'")
+        assert page.input_value("#tk-summary") == summary
+
+        page.check("#tk-callback")
+        page.fill("#tk-contact", phone)
+        page.click("#tk-submit")
+        page.wait_for_function("() => document.getElementById('tk-result').textContent.startsWith('已登记工单 QP')")
+        result = page.inner_text("#tk-result")
+        ticket_id = re.search(r"QP\d{8}-\d{6}", result).group(0)
+        assert "139****4816" in result and page.input_value("#tk-contact") == "139****4816"
+        shot(page, "copilot_ticket")
+
+        tmp = services["tmp"]
+        with sqlite3.connect(tmp / "tickets.db") as db:
+            row = db.execute("SELECT summary, urgency, callback, contact_enc, contact_masked FROM ticket WHERE id = ?",
+                             (ticket_id,)).fetchone()
+        assert row[0] == summary and row[1] == "紧急" and row[2] == 1 and row[3] and row[4] == "139****4816"
+        raw = b"".join(p.read_bytes() for p in tmp.iterdir() if p.name.startswith("tickets.db"))
+        assert phone.encode() not in raw and b"57204816" not in raw
+        assert phone.encode() not in (tmp / "web.out").read_bytes()
+
+        page.click("#newcall")  # 新来电 clears the card
+        assert page.locator("#tk-form").is_hidden() and page.inner_text("#tk-result") == ""
+        assert page.input_value("#tk-summary") == "" and page.input_value("#tk-contact") == ""
     finally:
         ctx.close()
 

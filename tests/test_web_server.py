@@ -2,15 +2,26 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import logging
+import os
+import re
+import sqlite3
+import time
 from pathlib import Path
 
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from assistant.intake.store import KEY_ENV, TicketStore
 from assistant.stores import Store
 from web.server import Config, make_app
 
 TOKEN = "agent-secret"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+COMPLAINT = "盈浦街道XX小区门口的路灯坏了一个多月了，晚上很黑，老人差点摔倒，希望尽快修"
+PHONE = "13957204816"
 
 
 def fake_rasa() -> web.Application:
@@ -29,6 +40,8 @@ def run(coro_fn, tmp_path: Path, rasa: bool = True, **cfg):
         if rasa_server:
             await rasa_server.start_server()
         rasa_url = str(rasa_server.make_url("")).rstrip("/") if rasa_server else "http://127.0.0.1:9"
+        cfg.setdefault("tickets", str(tmp_path / "tickets.db"))
+        cfg.setdefault("intake_model", str(tmp_path / "no-intake-model"))
         config = Config(rasa_url=rasa_url, voice_url="http://127.0.0.1:9", store=str(tmp_path / "a.db"),
                         index=str(tmp_path / "no-index"), token=TOKEN, **cfg)
         client = TestClient(TestServer(make_app(config)))
@@ -110,7 +123,8 @@ def test_copilot_needs_the_agent_token(tmp_path):
 
 def test_copilot_disabled_without_configured_token(tmp_path):
     async def main():
-        client = TestClient(TestServer(make_app(Config(store=str(tmp_path / "a.db"), index=str(tmp_path / "x")))))
+        cfg = Config(store=str(tmp_path / "a.db"), index=str(tmp_path / "x"), tickets=str(tmp_path / "t.db"))
+        client = TestClient(TestServer(make_app(cfg)))
         await client.start_server()
         try:
             assert (await client.get("/copilot", headers={"Authorization": "Bearer anything"})).status == 401
@@ -118,3 +132,161 @@ def test_copilot_disabled_without_configured_token(tmp_path):
         finally:
             await client.close()
     asyncio.run(main())
+
+
+# ---------------------------------------------------------------- 工单 from the copilot
+
+
+@pytest.fixture(scope="module")
+def intake_model(tmp_path_factory) -> str:
+    """The category classifier trained on knowledge_base/intake/examples.tsv (about 3 s)."""
+    from assistant.intake.classifier import IntakeModel
+    from assistant.intake.data import EXAMPLES_FILE, read_tickets
+
+    out = tmp_path_factory.mktemp("intake-model")
+    IntakeModel.train(read_tickets(EXAMPLES_FILE), source=EXAMPLES_FILE).save(out)
+    return str(out)
+
+
+def _ticket(summary: str = "路灯坏了一个多月，晚上很黑，请尽快修复。", **extra) -> dict:
+    draft = {"type": "投诉", "category": "城乡建设", "categories": [{"category": "城乡建设", "score": 0.9}],
+             "department": "青浦区建设管理委员会", "place": "盈浦街道XX小区", "time": "一个多月", "summary": summary,
+             "urgency": "一般"}
+    return {"draft": draft, "contact": "", "callback": False, "sender": "copilot-test", **extra}
+
+
+def test_ticket_endpoints_need_the_agent_token(tmp_path, monkeypatch):
+    monkeypatch.delenv(KEY_ENV, raising=False)
+    monkeypatch.delenv("ASSISTANT_DEV", raising=False)
+
+    async def go(c):
+        for headers in ({}, {"Authorization": "Bearer wrong"}):
+            assert (await c.post("/api/copilot/ticket/draft", json={"text": COMPLAINT}, headers=headers)).status == 401
+            assert (await c.post("/api/copilot/ticket", json=_ticket(), headers=headers)).status == 401
+            assert (await c.get("/api/copilot/ticket/QP20261201-000001", headers=headers)).status == 401
+            r = await c.get("/api/copilot/ticket-meta", headers=headers)
+            assert r.status == 401 and (await r.json())["error"] == "unauthorized"
+        # no ASSISTANT_TICKET_KEY and no dev mode: the store stays closed, the copilot says so
+        r = await c.post("/api/copilot/ticket/draft", json={"text": COMPLAINT}, headers=AUTH)
+        body = await r.json()
+        assert r.status == 503 and body["error"] == "tickets_not_ready" and "工单" in body["message"]
+        assert (await c.get("/healthz")).status == 200
+    run(go, tmp_path)
+    assert not (tmp_path / "tickets.db").exists()
+
+
+def test_ticket_draft_of_a_complaint_and_the_form_lists(tmp_path, intake_model, monkeypatch):
+    monkeypatch.delenv(KEY_ENV, raising=False)  # Config(allow_ephemeral_key=True): a random key
+
+    async def go(c):
+        r = await c.post("/api/copilot/ticket/draft", json={"text": COMPLAINT}, headers=AUTH)
+        assert r.status == 200
+        body = await r.json()
+        assert body["kind"] == {"is_complaint": True, "type": "投诉", "is_question": False}
+        d = body["draft"]
+        assert d["category"] == "城乡建设" and d["categories"][0]["category"] == "城乡建设"
+        assert 1 <= len(d["categories"]) <= 3 and all(0 <= c["score"] <= 1 for c in d["categories"])
+        assert "盈浦街道XX小区" in d["place"] and "盈浦街道" in d["department"]
+        assert d["summary"] and len(d["summary"]) <= 100 and "路灯" in d["summary"]
+        # the whole call so far, several sentences and a number said aloud: still ≤ 100, masked
+        call = "\n".join([COMPLAINT, "我是住在那边的居民，我电话" + PHONE + "。",
+                          "之前打过物业电话，物业说不归他们管，让我找街道，街道又说要等统一维修，一直没人来处理。",
+                          "现在天黑得早，小区里好多老人晚上出来散步，真的很危险。"])
+        body = await (await c.post("/api/copilot/ticket/draft", json={"text": call}, headers=AUTH)).json()
+        assert len(body["draft"]["summary"]) <= 100 and PHONE not in str(body)
+        assert (await c.post("/api/copilot/ticket/draft", json={"text": "  "}, headers=AUTH)).status == 400
+        assert (await c.post("/api/copilot/ticket/draft", data=b"nope", headers=AUTH)).status == 400
+        r = await c.post("/api/copilot/ticket/draft", json={"text": "社保卡丢了怎么补办？"}, headers=AUTH)
+        assert (await r.json())["kind"]["is_complaint"] is False
+
+        meta = await (await c.get("/api/copilot/ticket-meta", headers=AUTH)).json()
+        assert meta["types"] == ["投诉", "举报", "求助", "建议"] and meta["urgencies"] == ["一般", "紧急"]
+        cats = {c["name"]: c for c in meta["categories"]}
+        assert "其他" in cats and cats["城乡建设"]["department"] in meta["departments"]
+    run(go, tmp_path, intake_model=intake_model, allow_ephemeral_key=True)
+
+
+def test_filing_encrypts_the_contact_and_reports_the_status(tmp_path, monkeypatch, caplog):
+    key = base64.b64encode(os.urandom(32)).decode()
+    monkeypatch.setenv(KEY_ENV, key)
+    caplog.set_level(logging.DEBUG)
+
+    async def go(c):
+        r = await c.post("/api/copilot/ticket", headers=AUTH,
+                         json=_ticket("市民反映小区门口路灯坏了一个多月，夜间无照明，老人险些摔倒。", contact=PHONE, callback=True))
+        assert r.status == 200, await r.text()
+        t = (await r.json())["ticket"]
+        assert re.fullmatch(r"QP\d{8}-\d{6}", t["id"]) and t["status"] == "已受理"
+        assert t["contact_masked"] == "139****4816" and t["callback"] is True and PHONE not in str(t)
+        r = await c.get(f"/api/copilot/ticket/{t['id'].lower()}", headers=AUTH)
+        body = await r.json()
+        assert r.status == 200 and body["ticket"]["id"] == t["id"] and body["ticket"]["summary"].startswith("市民反映")
+        assert body["delivery"] == "pending: no URL configured"
+        assert (await c.get("/api/copilot/ticket/QP20000101-999999", headers=AUTH)).status == 404
+        assert (await c.get("/api/copilot/ticket/12345", headers=AUTH)).status == 400
+        return t["id"]
+    ticket_id = run(go, tmp_path)
+    raw = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("tickets.db"))
+    for form in (PHONE, "57204816", "1395720"):
+        assert form.encode() not in raw
+    with sqlite3.connect(tmp_path / "tickets.db") as db:
+        enc, masked, summary = db.execute("SELECT contact_enc, contact_masked, summary FROM ticket").fetchone()
+    assert enc and masked == "139****4816" and summary.startswith("市民反映")
+    assert TicketStore(tmp_path / "tickets.db").contact(ticket_id) == PHONE  # encrypted, not dropped
+    assert PHONE not in caplog.text and "57204816" not in caplog.text
+
+
+def test_filing_refusals_are_400_with_the_reason(tmp_path, monkeypatch):
+    monkeypatch.delenv(KEY_ENV, raising=False)
+    monkeypatch.setenv("ASSISTANT_DEV", "1")  # development mode: a random key too
+
+    async def go(c):
+        async def refused(body: dict) -> str:
+            r = await c.post("/api/copilot/ticket", json=body, headers=AUTH)
+            assert r.status == 400, await r.text()
+            return (await r.json())["message"]
+        assert await refused(_ticket(callback=True)) == "需要回访时请留下联系电话"
+        assert "联系电话格式不正确" in await refused(_ticket(contact="138-abc", callback=True))
+        assert await refused(_ticket(summary="  ")) == "工单内容不能为空"
+        assert "100" in await refused(_ticket(summary="很" * 101))
+        assert "诉求类型" in await refused({**_ticket(), "draft": {**_ticket()["draft"], "type": "表扬"}})
+        assert "类别" in await refused({**_ticket(), "draft": {**_ticket()["draft"], "category": "天气"}})
+        assert "缺少工单内容" in await refused({"contact": PHONE})
+    run(go, tmp_path)
+    with sqlite3.connect(tmp_path / "tickets.db") as db:
+        assert db.execute("SELECT COUNT(*) FROM ticket").fetchone()[0] == 0
+
+
+def test_filed_ticket_is_delivered_by_the_outbox_worker(tmp_path):
+    seen: list[tuple[str, dict]] = []
+
+    async def receiver(request: web.Request) -> web.Response:
+        seen.append((request.headers["Idempotency-Key"], await request.json()))
+        return web.json_response({"ok": True})
+
+    async def main():
+        stand_in = web.Application()
+        stand_in.router.add_post("/tickets", receiver)
+        server = TestServer(stand_in)
+        await server.start_server()
+        cfg = Config(store=str(tmp_path / "a.db"), index=str(tmp_path / "x"), token=TOKEN, allow_ephemeral_key=True,
+                     tickets=str(tmp_path / "tickets.db"), intake_model=str(tmp_path / "none"),
+                     ticket_url=str(server.make_url("/tickets")), outbox_interval=0.2)
+        client = TestClient(TestServer(make_app(cfg)))
+        await client.start_server()
+        try:
+            r = await client.post("/api/copilot/ticket", json=_ticket(contact=PHONE, callback=True), headers=AUTH)
+            ticket_id = (await r.json())["ticket"]["id"]
+            deadline = time.monotonic() + 15
+            while not seen and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)
+            await asyncio.sleep(0.3)  # the worker records the 2xx answer
+            body = await (await client.get(f"/api/copilot/ticket/{ticket_id}", headers=AUTH)).json()
+            return ticket_id, body["delivery"]
+        finally:
+            await client.close()  # stops the worker
+            await server.close()
+    ticket_id, delivery = asyncio.run(main())
+    [(key, payload)] = seen
+    assert key == ticket_id and payload["id"] == ticket_id and delivery == "delivered"
+    assert payload["contact"] == PHONE and payload["callback"] is True  # only the 12345 system sees it in clear

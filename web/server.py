@@ -10,6 +10,14 @@
     GET  /api/copilot/guides?q=&doc=  best guides with key fields; doc: the guide the call is
                                    about (from the reply's custom.turn), shown first (token)
     GET  /api/copilot/handoffs     recent handoff summaries (token)
+    POST /api/copilot/ticket/draft {text}: the caller's words so far -> {kind, draft} of a 工单 (token)
+    POST /api/copilot/ticket       {draft, contact, callback, sender} -> {ticket} masked view; 400 with
+                                   the reason when the store refuses it (token)
+    GET  /api/copilot/ticket/{id}  a filed 工单's masked view and delivery state (token)
+    GET  /api/copilot/ticket-meta  types, categories (with their 承办单位), urgencies for the form (token)
+
+Filed 工单 go to an encrypted TicketStore (assistant/intake); an OutboxWorker started with the app
+delivers them to ASSISTANT_TICKET_URL (without it they stay pending). Contacts are never logged.
 
 Errors are JSON {"error": code, "message": Chinese text}; when Rasa or the voice gateway is down
 the message points to the 12345 hotline.
@@ -20,13 +28,20 @@ import asyncio
 import hmac
 import json
 import logging
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
 from aiohttp import web
+
+from assistant.intake import data as intake_data
+from assistant.intake.kind import TYPES
+from assistant.intake.outbox import Outbox, OutboxWorker
+from assistant.intake.service import MODEL_DIR, STORE_PATH, TICKET_ID, Intake
+from assistant.intake.ticket import SUMMARY_MAX
 
 log = logging.getLogger("web")
 
@@ -35,11 +50,14 @@ HOTLINE = "12345"
 MSG_DOWN = f"系统暂时繁忙，智能助手暂时无法回复。请稍后再试，或拨打{HOTLINE}市民服务热线。"
 MSG_VOICE_DOWN = f"语音服务暂时不可用，请改用文字输入，或拨打{HOTLINE}市民服务热线。"
 MAX_MESSAGE = 1000
+MAX_CALL = 4000  # the caller's sentences of one call, joined, for a 工单 draft
 COOKIE = "copilot_token"
 GUIDE_FIELDS = {  # passage section -> field name for the copilot
     "事项概述": "overview", "申请条件": "conditions", "申请材料": "materials", "办理方式和地点": "where",
     "办理时限和收费": "time_fee", "咨询和投诉": "phone",
 }
+URGENCIES = ("一般", "紧急")
+DRAFT_TEXT = {"type": 8, "category": 32, "department": 100, "place": 200, "time": 100, "urgency": 8}  # max chars
 
 
 @dataclass
@@ -51,6 +69,14 @@ class Config:
     token: str | None = None
     rasa_timeout: float = 30.0
     voice_timeout: float = 120.0
+    # the action server's defaults (ASSISTANT_TICKETS, ASSISTANT_INTAKE_MODEL, else build/data/tickets.db and
+    # build/models/intake in the repository): one store, whose outbox this server delivers
+    tickets: str = str(STORE_PATH)
+    intake_model: str = str(MODEL_DIR)
+    ticket_url: str | None = field(default_factory=lambda: os.environ.get("ASSISTANT_TICKET_URL") or None)
+    # a random in-memory ticket key when ASSISTANT_TICKET_KEY is unset (tests, development; also ASSISTANT_DEV=1)
+    allow_ephemeral_key: bool = False
+    outbox_interval: float = 2.0
 
 
 def _dumps(obj: Any) -> str:
@@ -89,6 +115,10 @@ class WebApp:
         self._store = None
         self._retriever = None
         self._retriever_task: asyncio.Future | None = None
+        self._intake: Intake | Exception | None = None  # an exception: why it did not open
+        self._intake_task: asyncio.Future | None = None
+        self._outbox: Outbox | None = None
+        self._worker: OutboxWorker | None = None
 
     # ------------------------------------------------------------------ plumbing
 
@@ -106,6 +136,10 @@ class WebApp:
         r.add_post("/api/feedback", self.feedback)
         r.add_get("/api/copilot/guides", self.guides)
         r.add_get("/api/copilot/handoffs", self.handoffs)
+        r.add_post("/api/copilot/ticket/draft", self.ticket_draft)
+        r.add_post("/api/copilot/ticket", self.ticket_file)
+        r.add_get("/api/copilot/ticket-meta", self.ticket_meta)
+        r.add_get("/api/copilot/ticket/{id}", self.ticket_status)
         r.add_get("/healthz", self.health)
         r.add_static("/static/", STATIC, show_index=False)
         app.on_startup.append(self._startup)
@@ -115,9 +149,16 @@ class WebApp:
     async def _startup(self, app: web.Application) -> None:
         self.session = aiohttp.ClientSession()
         # load the index in the background so the first copilot query does not wait for it
-        self._retriever_task = asyncio.get_running_loop().run_in_executor(None, self._load_retriever)
+        loop = asyncio.get_running_loop()
+        self._retriever_task = loop.run_in_executor(None, self._load_retriever)
+        # the 工单 store (and its outbox worker) and the intake classifier, also in the background
+        self._intake_task = loop.run_in_executor(None, self._open_intake)
 
     async def _cleanup(self, app: web.Application) -> None:
+        if self._intake_task is not None:
+            await asyncio.wait([self._intake_task])  # a worker started late would outlive the app
+        if self._worker is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self._worker.stop)
         if self.session is not None:
             await self.session.close()
 
@@ -130,6 +171,28 @@ class WebApp:
             log.warning("copilot index not loaded: %s", exc)
             self._retriever = exc
         return self._retriever
+
+    def _open_intake(self) -> Intake | Exception:
+        ephemeral = self.cfg.allow_ephemeral_key or os.environ.get("ASSISTANT_DEV") == "1"
+        try:
+            intake = Intake.open(self.cfg.tickets, self.cfg.intake_model, allow_ephemeral_key=ephemeral)
+        except Exception as exc:  # TicketKeyError (no or wrong key), an unwritable folder: 503 on use
+            log.warning("工单 store not opened: %s", exc)
+            self._intake = exc
+            return exc
+        self._outbox = Outbox(intake.store, self.cfg.ticket_url)
+        self._worker = OutboxWorker(self._outbox, self.cfg.outbox_interval).start()
+        intake.draft("小区路灯坏了")  # warm up (the tokenizer loads on first use), so the first call waits less
+        self._intake = intake
+        return intake
+
+    async def intake(self) -> Intake | web.Response:
+        """The opened Intake, or a 503 response saying why there is none."""
+        intake = self._intake if self._intake is not None else await self._intake_task
+        if isinstance(intake, Exception):
+            return _error(503, "tickets_not_ready", "工单服务未就绪，暂时无法生成或提交工单，请联系系统管理员。",
+                          detail=str(intake))
+        return intake
 
     def store(self):
         if self._store is None:
@@ -182,7 +245,8 @@ class WebApp:
 
     async def health(self, request: web.Request) -> web.Response:
         return web.json_response({"status": "ok", "index_loaded": self._retriever is not None
-                                  and not isinstance(self._retriever, Exception)})
+                                  and not isinstance(self._retriever, Exception),
+                                  "tickets_ready": self._intake is not None and not isinstance(self._intake, Exception)})
 
     # ------------------------------------------------------------------ chat / voice proxies
 
@@ -315,6 +379,104 @@ class WebApp:
         loop = asyncio.get_running_loop()
         rows = await loop.run_in_executor(None, lambda: self.store().recent_handoffs(limit))
         return web.json_response({"handoffs": rows}, dumps=_dumps)
+
+    # ------------------------------------------------------------------ 工单 (copilot)
+
+    async def _body(self, request: web.Request) -> dict[str, Any] | web.Response:
+        if not self.authorized(request):
+            return _error(401, "unauthorized", "需要坐席口令。")
+        try:
+            body = await request.json()
+        except (ValueError, UnicodeDecodeError):
+            body = None
+        return body if isinstance(body, dict) else _error(400, "bad_request", "请求格式不正确。")
+
+    async def ticket_draft(self, request: web.Request) -> web.Response:
+        body = await self._body(request)
+        if isinstance(body, web.Response):
+            return body
+        text = str(body.get("text") or "").strip()[:MAX_CALL]
+        if not text:
+            return _error(400, "empty_text", "没有来电内容，无法生成工单草稿。")
+        intake = await self.intake()
+        if isinstance(intake, web.Response):
+            return intake
+        kind, draft = await asyncio.get_running_loop().run_in_executor(
+            None, lambda: (intake.detect(text), intake.draft(text)))
+        return web.json_response({"kind": kind.to_dict(), "draft": draft}, dumps=_dumps)
+
+    async def ticket_file(self, request: web.Request) -> web.Response:
+        body = await self._body(request)
+        if isinstance(body, web.Response):
+            return body
+        draft = _clean_draft(body.get("draft"))
+        if isinstance(draft, str):
+            return _error(400, "bad_ticket", draft)
+        contact = str(body.get("contact") or "").strip()[:32] or None
+        callback = body.get("callback") is True
+        sender = str(body.get("sender") or "").strip()[:128] or "copilot"
+        intake = await self.intake()
+        if isinstance(intake, web.Response):
+            return intake
+        try:
+            ticket = await asyncio.get_running_loop().run_in_executor(
+                None, lambda: intake.store.file(draft, sender, contact, callback))
+        except ValueError as exc:  # the store's own checks: Chinese text for the agent
+            return _error(400, "bad_ticket", str(exc))
+        except Exception as exc:  # no traceback: it could quote the row being written
+            log.error("工单 not filed: %s", type(exc).__name__)
+            return _error(500, "ticket_error", f"工单暂时没有提交成功，请稍后再试，或按{HOTLINE}人工流程登记。")
+        log.info("工单 %s filed from the copilot (callback=%s)", ticket["id"], callback)
+        if self._worker is not None:
+            self._worker.wake()
+        return web.json_response({"ticket": ticket}, dumps=_dumps)
+
+    async def ticket_status(self, request: web.Request) -> web.Response:
+        if not self.authorized(request):
+            return _error(401, "unauthorized", "需要坐席口令。")
+        ticket_id = request.match_info["id"].strip().upper()
+        if not TICKET_ID.fullmatch(ticket_id):
+            return _error(400, "bad_ticket_id", "工单编号格式不正确（例如 QP20261201-000123）。")
+        intake = await self.intake()
+        if isinstance(intake, web.Response):
+            return intake
+        loop = asyncio.get_running_loop()
+        ticket = await loop.run_in_executor(None, intake.status, ticket_id)
+        if ticket is None:
+            return _error(404, "ticket_not_found", f"没有找到编号为 {ticket_id} 的工单。")
+        row = await loop.run_in_executor(None, self._outbox.row, ticket_id)
+        return web.json_response({"ticket": ticket, "delivery": row and row["state"]}, dumps=_dumps)
+
+    async def ticket_meta(self, request: web.Request) -> web.Response:
+        if not self.authorized(request):
+            return _error(401, "unauthorized", "需要坐席口令。")
+        departments = intake_data.load_departments()
+        categories = [{"name": c.name, "description": c.description, "department": departments[c.name].primary,
+                       "local": departments[c.name].local} for c in intake_data.load_categories()]
+        units = dict.fromkeys(u for d in departments.values() for u in (d.primary, *d.others))
+        return web.json_response({"types": list(TYPES), "urgencies": list(URGENCIES), "categories": categories,
+                                  "departments": list(units), "summary_max": SUMMARY_MAX}, dumps=_dumps)
+
+
+def _clean_draft(raw: Any) -> dict[str, Any] | str:
+    """The fields of an agent-edited draft the store keeps, or the Chinese reason it is refused."""
+    if not isinstance(raw, dict):
+        return "缺少工单内容（draft）。"
+    draft: dict[str, Any] = {k: (str(raw.get(k) or "").strip()[:n] or None) for k, n in DRAFT_TEXT.items()}
+    draft["summary"] = str(raw.get("summary") or "").strip()
+    if len(draft["summary"]) > SUMMARY_MAX:
+        return f"诉求摘要不能超过{SUMMARY_MAX}字。"
+    if draft["type"] not in TYPES:
+        return f"诉求类型须为{'、'.join(TYPES)}之一。"
+    if draft["category"] is not None and draft["category"] not in intake_data.category_names():
+        return "类别不在工单类别列表中。"
+    if draft["urgency"] not in URGENCIES:
+        return "紧急程度须为“一般”或“紧急”。"
+    categories = raw.get("categories") if isinstance(raw.get("categories"), list) else []
+    draft["categories"] = [{"category": str(c["category"])[:32], "score": float(c["score"])} for c in categories[:5]
+                           if isinstance(c, dict) and isinstance(c.get("category"), str)
+                           and isinstance(c.get("score"), (int, float))]
+    return draft
 
 
 def make_app(cfg: Config) -> web.Application:

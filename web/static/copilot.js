@@ -1,7 +1,8 @@
 // Hotline copilot: the caller's words (typed, or call audio in segments through /api/voice) go to
 // the assistant under the copilot's own sender id and to the guide search; the page shows the
 // guides' key fields, the 一件事 questions with the answers so far, a suggested reply and the
-// handoff summaries from citizens' chats.
+// handoff summaries from citizens' chats. Every caller sentence also re-drafts the call's 工单
+// (/api/copilot/ticket/draft over all of them); the agent edits the draft and files it.
 "use strict";
 (() => {
   const {el, newId, postJSON, copyText, sendVoice, checklistSections} = QP;
@@ -103,8 +104,106 @@
     return "";
   }
 
+  // ---------------------------------------------------------------- 工单 draft
+  const TK = {type: "tk-type", category: "tk-category", department: "tk-department", place: "tk-place",
+              time: "tk-time", summary: "tk-summary", urgency: "tk-urgency", callback: "tk-callback"};
+  const tk = {lines: [], draft: null, seq: 0, edited: new Set(), filed: false, meta: {categories: []}};
+
+  function tkResult(text, cls) { const r = $("tk-result"); r.textContent = text; r.className = "tk-result " + (cls || ""); }
+  function tkCount() { $("tk-count").textContent = $("tk-summary").value.length + "/" + $("tk-summary").maxLength; }
+  function tkUrgent() { $("tk-urgency").classList.toggle("urgent", $("tk-urgency").value === "紧急"); }
+
+  async function loadTicketMeta() {
+    const r = await getJSON("/api/copilot/ticket-meta");
+    if (!r || !r.ok) return;
+    tk.meta = r.data;
+    for (const c of r.data.categories) { const o = el("option", null, c.name); o.value = c.name; o.title = c.description; $("tk-category").appendChild(o); }
+    for (const u of r.data.departments) { const o = el("option"); o.value = u; $("tk-units").appendChild(o); }
+  }
+
+  function departmentOf(category) {  // the 承办单位 of a category, with the 街镇 when it co-handles
+    const c = tk.meta.categories.find(x => x.name === category);
+    if (!c) return null;
+    const town = tk.draft && tk.draft.town;
+    return c.local && town ? c.department + "（属地：" + town + "）" : c.department;
+  }
+
+  // Fill the card from a draft; fields the agent changed keep the agent's value.
+  function showDraft(d) {
+    $("tk-form").hidden = false; $("tk-hint").hidden = true;
+    for (const [key, id] of Object.entries(TK)) {
+      if (tk.edited.has(id)) continue;
+      const input = $(id);
+      if (input.type === "checkbox") input.checked = !!d[key];
+      else input.value = d[key] == null ? "" : d[key];
+      if (input.tagName === "SELECT" && input.selectedIndex < 0) input.selectedIndex = 0;
+    }
+    if (tk.edited.has("tk-category")) syncDepartment();  // the agent's category decides the unit
+    $("tk-scores").textContent = (d.categories || []).length
+      ? "模型建议：" + d.categories.map(c => c.category + " " + (100 * c.score).toFixed(1) + "%").join("｜") : "";
+    $("tk-notes").textContent = (d.notes || []).join("；");
+    tkCount(); tkUrgent();
+  }
+
+  async function requestDraft(force) {
+    if (tk.filed) return;
+    const text = tk.lines.join("\n");
+    if (!text) { if (force) tkResult("请先输入来电内容。", "err"); return; }
+    const seq = ++tk.seq;
+    const r = await postJSON("/api/copilot/ticket/draft", {text});
+    if (seq !== tk.seq || tk.filed) return;  // a newer draft is on its way, or this one is filed
+    if (unauthorized(r.status)) return;
+    if (!r.ok) { tkResult((r.data && r.data.message) || "工单草稿暂时无法生成。", "err"); return; }
+    tk.draft = r.data.draft;
+    if (force || r.data.kind.is_complaint || !$("tk-form").hidden) { showDraft(tk.draft); tkResult(""); }
+    else $("tk-hint").textContent = "当前来电未识别出诉求（可能是咨询）；如需登记，请点击“生成工单”。";
+  }
+
+  function resetTicket() {
+    tk.lines = []; tk.draft = null; tk.seq++; tk.edited.clear(); tk.filed = false;
+    $("tk-form").reset(); $("tk-form").hidden = true; $("tk-form").inert = false;
+    $("tk-hint").hidden = false; $("tk-hint").textContent = "来电内容识别为诉求（投诉、举报、求助、建议）后自动生成草稿。";
+    $("tk-scores").textContent = ""; $("tk-notes").textContent = ""; $("tk-submit").disabled = false;
+    tkResult(""); tkUrgent();
+  }
+
+  async function fileTicket() {
+    const d = {categories: (tk.draft && tk.draft.categories) || []};
+    for (const [key, id] of Object.entries(TK)) if (key !== "callback") d[key] = $(id).value.trim();
+    $("tk-submit").disabled = true; tkResult("提交中……");
+    const r = await postJSON("/api/copilot/ticket", {draft: d, contact: $("tk-contact").value.trim(),
+                                                     callback: $("tk-callback").checked, sender});
+    if (unauthorized(r.status)) return;
+    if (!r.ok) { $("tk-submit").disabled = false; tkResult((r.data && r.data.message) || "工单提交失败，请稍后再试。", "err"); return; }
+    const t = r.data.ticket;
+    tk.filed = true; $("tk-form").inert = true;
+    $("tk-contact").value = t.contact_masked || "";  // the number leaves the page in clear only once
+    tkResult("已登记工单 " + t.id + "（" + t.status + (t.contact_masked ? "，回访电话 " + t.contact_masked : "") + "）", "ok");
+  }
+
+  for (const id of Object.values(TK)) {
+    $(id).addEventListener("input", () => tk.edited.add(id));
+    $(id).addEventListener("change", () => tk.edited.add(id));
+  }
+  function syncDepartment() {
+    const dept = departmentOf($("tk-category").value);
+    if (dept && !tk.edited.has("tk-department")) $("tk-department").value = dept;
+  }
+  $("tk-category").addEventListener("change", syncDepartment);
+  $("tk-summary").addEventListener("input", tkCount);
+  $("tk-urgency").addEventListener("change", tkUrgent);
+  $("tk-form").addEventListener("keydown", ev => {  // Enter in a field must not file the 工单
+    if (ev.key === "Enter" && ev.target.tagName === "INPUT") ev.preventDefault();
+  });
+  $("tk-form").addEventListener("submit", ev => { ev.preventDefault(); if (!tk.filed) fileTicket(); });
+  $("tk-make").addEventListener("click", () => {
+    if (tk.filed) { const lines = tk.lines; resetTicket(); tk.lines = lines; }  // a second 工单 in this call
+    requestDraft(true);
+  });
+
   async function handle(text, replies) {
     said(text);
+    tk.lines.push(text); requestDraft(false);
     const doc = topicOf(replies) || topic;
     if (topicOf(replies)) topic = topicOf(replies);
     const g = await getJSON("/api/copilot/guides?q=" + encodeURIComponent(text) + (doc ? "&doc=" + encodeURIComponent(doc) : ""));
@@ -176,6 +275,7 @@
     sender = newId("copilot-"); bundle = null; suggestion = ""; topic = "";
     $("said").replaceChildren(); $("suggest").textContent = "（等待来电内容）"; renderBundle();
     $("guides").replaceChildren(el("p", "muted", "输入来电内容后显示最相关的办事指南。"));
+    resetTicket();
   });
-  loadHandoffs(); setInterval(loadHandoffs, 15000);
+  loadTicketMeta(); loadHandoffs(); setInterval(loadHandoffs, 15000);
 })();
