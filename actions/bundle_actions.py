@@ -18,6 +18,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from index_builder.normalize import normalize
 
 from assistant.answers import compose
+from assistant.aspects import asked_aspect
 from assistant.bundles import Bundle, find_bundle, load_bundles
 from assistant.dialogue import Context
 from assistant.eligibility import Question, Session, Turn, evaluate, question_text
@@ -96,6 +97,11 @@ class ActionStartBundle(Action):
                 return [SlotSet("bundle_id", None), *picked]
         bundle = find_bundle(text, bundles())
         if bundle is None and _intent(tracker) == "start_company":
+            # "注册个有限公司执照几天能拿到" asks one thing: answer it; "我想开公司" starts the check
+            if asked_aspect(text):
+                answered = _answer_as_question(dispatcher, tracker, text)
+                if answered is not None:
+                    return [SlotSet("bundle_id", None), *answered]
             bundle = bundles()[COMPANY_BUNDLE]
         if bundle is None:
             # "我想办个居住证" sounds like a bundle start but names a service: answer it

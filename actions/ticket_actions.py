@@ -19,7 +19,7 @@ from assistant.intake.service import TICKET_ID, Intake, status_text
 from index_builder.normalize import normalize
 
 from . import runtime
-from .actions import audience
+from .actions import answer_in_context, audience
 
 log = logging.getLogger(__name__)
 DOWN = f"抱歉，工单登记暂时不可用。请稍后再试，或直接拨打{HOTLINE}市民服务热线反映。"
@@ -38,15 +38,17 @@ def _text(tracker: Tracker) -> str:
     return normalize(tracker.latest_message.get("text") or "")
 
 
-def _answer_question_part(dispatcher: CollectingDispatcher, tracker: Tracker, text: str) -> None:
+def _answer_question_part(dispatcher: CollectingDispatcher, tracker: Tracker, text: str) -> list:
     """"……我想投诉；另外我自己也想开个小吃店": answer the question too, when the guides know it."""
     dialogue = runtime.dialogue()
     if dialogue is None:
-        return
-    reply = dialogue.turn(Intake.question_part(text), Context(), audience=audience(tracker))
+        return []
+    reply = dialogue.turn(Intake.question_part(text), Context.from_slots(tracker.get_slot), audience=audience(tracker))
     if reply.answer.turn.get("kind") == "answer":
         a = reply.answer
         dispatcher.utter_message(text=a.text, json_message=a.payload())
+        return [SlotSet(k, v) for k, v in reply.context.to_slots().items()]
+    return []
 
 
 class ActionDraftTicket(Action):
@@ -59,8 +61,11 @@ class ActionDraftTicket(Action):
             dispatcher.utter_message(text=DOWN)
             return [SlotSet("ticket_draft", None)]
         text = _text(tracker)
-        if intake.detect(text).is_question:
-            _answer_question_part(dispatcher, tracker, text)
+        if tracker.get_slot("clarify_options"):  # "想领点钱 是被公司辞退的" answers "您是要办理……还是……？"
+            picked = answer_in_context(dispatcher, tracker, kinds=("answer",), modes=("clarified",))
+            if picked is not None:
+                return [*picked, SlotSet("ticket_filing", False)]
+        context = _answer_question_part(dispatcher, tracker, text) if intake.detect(text).is_question else []
         draft = intake.draft(text)
         log.info("ticket drafted: type=%s category=%s urgency=%s", draft.get("type"), draft.get("category"),
                  draft.get("urgency"))
@@ -68,9 +73,9 @@ class ActionDraftTicket(Action):
             dispatcher.utter_message(
                 text=f"好的，您反映的情况我已经为您记录：{draft['summary']}。我们会转交{draft['department']}办理，"
                      "请问需要承办单位给您回电吗？", json_message={"ticket": public(draft)})
-            return [SlotSet("ticket_filing", False), SlotSet("ticket_draft", None)]
+            return [*context, SlotSet("ticket_filing", False), SlotSet("ticket_draft", None)]
         dispatcher.utter_message(text=Intake.readback(draft), json_message={"ticket": public(draft)})
-        return [SlotSet("ticket_filing", True), SlotSet("ticket_draft", draft), SlotSet("ticket_reply", None)]
+        return [*context, SlotSet("ticket_filing", True), SlotSet("ticket_draft", draft), SlotSet("ticket_reply", None)]
 
 
 class ActionAskTicketReply(Action):
@@ -123,7 +128,7 @@ class ValidateTicketForm(FormValidationAction):
         if meaning.kind == "confirm":
             return self._file(dispatcher, tracker, intake, draft)
         if intake.detect(text).is_question and not intake.detect(text).is_complaint:
-            _answer_question_part(dispatcher, tracker, text)
+            _answer_question_part(dispatcher, tracker, text)  # its context is not kept inside the form
             dispatcher.utter_message(text="我们继续刚才的工单。")
             return {"ticket_reply": None}
         draft = Intake.add_details(draft, text, intake)  # more details: draft again from all of it

@@ -1,8 +1,8 @@
 """Input channels that clean every message before Rasa sees it.
 
 Registered in credentials.yml in place of Rasa's own `rest` and `socketio` channels (same
-URLs). Each message is masked (身份证号, 手机号, bank cards: seed task 18), stripped of markup
-and cut to MAX_MESSAGE_CHARS before NLU, the tracker store or any log sees it. A REST turn
+URLs). Each message is masked (身份证号, 手机号, bank cards: seed task 18), stripped of markup,
+turned into Simplified characters and cut to MAX_MESSAGE_CHARS before NLU, the tracker store or any log sees it. A REST turn
 that produces no reply at all (the action server is down or slow) gets a polite answer
 with the 12345 hotline instead of an empty list, within REPLY_TIMEOUT_S.
 """
@@ -22,6 +22,7 @@ from rasa.core.channels.socketio import SocketIOInput, SocketIOOutput
 from sanic.request import Request
 
 from assistant.privacy import install_log_masking, mask_pii, mobiles
+from index_builder.normalize import to_simplified
 
 log = logging.getLogger(__name__)
 MAX_MESSAGE_CHARS = 1000
@@ -58,7 +59,7 @@ def clean_user_text(text: Optional[str]) -> str:
     text = text or ""
     if text.startswith("/"):
         return text[:MAX_MESSAGE_CHARS]
-    text = _TAGS.sub(" ", text)
+    text = to_simplified(_TAGS.sub(" ", text))  # NLU and the guides speak Simplified Chinese
     return mask_pii(text)[:MAX_MESSAGE_CHARS].strip()
 
 
