@@ -116,6 +116,7 @@ def evaluate(dialogues: list[dict], new_conversation, errors: list | None = None
     totals, latencies = Counter(), []
     for d in dialogues:
         say = new_conversation()
+        previous_ok = True
         for t, role in zip(d["turns"], roles(d)):
             t0 = time.perf_counter()
             got = say(t["user"])
@@ -126,6 +127,10 @@ def evaluate(dialogues: list[dict], new_conversation, errors: list | None = None
             c["ok"] += v["ok"]
             c["asked"] += v["asked"]
             c["options_ok"] += v.get("options_ok", False)
+            if previous_ok:  # the turn before was answered right: what context alone does
+                c["n_after_ok"] += 1
+                c["ok_after_ok"] += v["ok"]
+            previous_ok = v["ok"]
             totals["turns"] += 1
             totals["wrong_confident"] += v["wrong_confident"]
             if errors is not None and not v["ok"]:
@@ -136,6 +141,8 @@ def evaluate(dialogues: list[dict], new_conversation, errors: list | None = None
         c = by_role.get(role)
         if c:
             report[role] = {"n": c["n"], "accuracy": round(c["ok"] / c["n"], 3)}
+            if role != "clear_opening" and role != "ambiguous_opening" and c["n_after_ok"]:
+                report[role]["after_a_right_turn"] = round(c["ok_after_ok"] / c["n_after_ok"], 3)
     amb, clear = by_role.get("ambiguous_opening", Counter()), Counter()
     for role, c in by_role.items():
         if role != "ambiguous_opening":

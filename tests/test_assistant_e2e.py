@@ -404,6 +404,11 @@ def test_cancel_and_a_question_with_a_complaint(assistant):
     assert _ticket(both) and "《食品经营许可" in texts(both)
 
 
+def test_short_complaints_as_the_issue_gives_them_are_drafted(assistant):
+    for i, text in enumerate(["楼下饭店油烟很大晚上还吵", "小区门口的路灯坏了一个月"]):
+        assert _ticket(say(assistant, f"e2e-short-issue-{i}", text)).get("summary"), text
+
+
 def test_plain_service_questions_get_no_ticket(assistant):
     for i, q in enumerate(["开个小饭店要准备啥", "社保卡丢了怎么补", "公积金租房怎么提取", "结婚登记要带什么材料"]):
         assert not _ticket(say(assistant, f"e2e-noticket-{i}", q)), q
