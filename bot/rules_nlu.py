@@ -52,6 +52,18 @@ OVERRIDABLE = {"greet", "goodbye", "thanks", "bot_challenge", "out_of_scope", "a
 _KEEP = re.compile(r"人工|真人|客服|转接|坐席|好评|差评|满意|评价|点赞|谢谢|再见|拜拜|你好|您好|机器人")
 
 
+class _Rules(GraphComponent):
+    """Rules over DIET's output: nothing to train, nothing to store."""
+
+    @classmethod
+    def create(cls, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource,
+               execution_context: ExecutionContext) -> GraphComponent:
+        return cls()
+
+    def process_training_data(self, training_data: TrainingData) -> TrainingData:
+        return training_data
+
+
 # Intents that need their own words: DIET, trained on few short examples, also gives them to
 # follow-ups it has never seen ("入园前要体检吗" -> greet, "能一块儿寄过来吗" -> request_human,
 # "上户口用的" -> rate_bad). Without such a word the message is a service question. Every NLU
@@ -71,15 +83,7 @@ _EVIDENCE = {intent: re.compile(pattern, re.I) for intent, pattern in EVIDENCE.i
 
 
 @DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=False)
-class ServiceQuestionClassifier(GraphComponent):
-    @classmethod
-    def create(cls, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource,
-               execution_context: ExecutionContext) -> "ServiceQuestionClassifier":
-        return cls()
-
-    def process_training_data(self, training_data: TrainingData) -> TrainingData:
-        return training_data
-
+class ServiceQuestionClassifier(_Rules):
     def process(self, messages: List[Message]) -> List[Message]:
         for message in messages:
             text = message.get(TEXT) or ""
@@ -93,15 +97,7 @@ class ServiceQuestionClassifier(GraphComponent):
 
 
 @DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=False)
-class IntakeIntentClassifier(GraphComponent):
-    @classmethod
-    def create(cls, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource,
-               execution_context: ExecutionContext) -> "IntakeIntentClassifier":
-        return cls()
-
-    def process_training_data(self, training_data: TrainingData) -> TrainingData:
-        return training_data
-
+class IntakeIntentClassifier(_Rules):
     def process(self, messages: List[Message]) -> List[Message]:
         for message in messages:
             text = message.get(TEXT) or ""

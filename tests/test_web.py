@@ -245,15 +245,21 @@ def test_copilot_updates_from_typed_caller_text(browser, services):
         ctx.close()
 
 
-def test_copilot_follows_the_call_and_speaks_as_the_hotline(browser, services):
+def copilot_session(browser, services):
+    """A browser context signed in to the copilot at 1440 px: (context, page)."""
     ctx = browser.new_context(viewport={"width": 1440, "height": 1000}, locale="zh-CN")
     page = ctx.new_page()
     page.set_default_timeout(60_000)
+    page.goto(services["web"] + "/copilot")
+    page.fill("input[name=token]", TOKEN)
+    page.click("button[type=submit]")
+    page.wait_for_selector("#caller")
+    return ctx, page
+
+
+def test_copilot_follows_the_call_and_speaks_as_the_hotline(browser, services):
+    ctx, page = copilot_session(browser, services)
     try:
-        page.goto(services["web"] + "/copilot")
-        page.fill("input[name=token]", TOKEN)
-        page.click("button[type=submit]")
-        page.wait_for_selector("#caller")
         page.fill("#caller", "营业执照怎么办")
         page.press("#caller", "Enter")
         page.wait_for_function("() => document.getElementById('suggest').textContent.includes('营业执照')"
@@ -278,14 +284,8 @@ def test_copilot_drafts_and_files_a_ticket(browser, services):
     complaint = "盈浦街道XX小区门口的路灯坏了一个多月了，晚上很黑，老人差点摔倒，希望尽快修"
     summary = "市民反映盈浦街道XX小区门口路灯损坏一个多月，夜间无照明，老人险些摔倒，请尽快修复。"
     phone = "13957204816"
-    ctx = browser.new_context(viewport={"width": 1440, "height": 1000}, locale="zh-CN")
-    page = ctx.new_page()
-    page.set_default_timeout(60_000)
+    ctx, page = copilot_session(browser, services)
     try:
-        page.goto(services["web"] + "/copilot")
-        page.fill("input[name=token]", TOKEN)
-        page.click("button[type=submit]")
-        page.wait_for_selector("#caller")
         assert page.locator("#tk-form").is_hidden()
         page.wait_for_function("() => document.querySelectorAll('#tk-category option').length > 5")  # ticket-meta
         page.click("#tk-make")
