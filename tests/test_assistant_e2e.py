@@ -330,6 +330,8 @@ def test_switch_keeps_the_aspect_and_clarification_button_continues(assistant):
     assert _turn(say(assistant, "e2e-switch", "结婚登记要带什么材料"))["doc_id"] == "hy-jiehun"
     switched = _turn(say(assistant, "e2e-switch", "那离婚呢"))
     assert (switched["mode"], switched["doc_id"], switched["section"]) == ("switch", "hy-lihun", "申请材料")
+    fresh = _turn(say(assistant, "e2e-switch", "对了，我还想开个小饭店，要办什么许可证"))
+    assert (fresh["kind"], fresh["doc_id"]) == ("answer", "sp-shipin-jingying")
     ask = say(assistant, "e2e-clarify", "社保卡怎么办")
     assert _turn(ask)["kind"] == "clarify" and "还是" in texts(ask)
     button = next(b for r in ask for b in r.get("buttons") or [] if "挂失" in b["title"])
