@@ -17,6 +17,8 @@ from assistant.stores import Turn, handoff_summary
 
 log = logging.getLogger(__name__)
 OFFERED = "handoff_offered"
+# conversation bookkeeping an agent's handoff summary does not need (topic_doc stays: the guide)
+INTERNAL_SLOTS = ("topic_aspect", "clarify_options", "clarify_aspect", "ticket_draft", "ticket_reply", "ticket_filing")
 INDEX_DOWN = (f"抱歉，办事指南检索暂时不可用，请稍后再试，或拨打市民服务热线{HOTLINE}，"
               "由人工为您解答。")
 
@@ -157,7 +159,7 @@ class ActionHandoff(Action):
                 custom = (event.get("data") or {}).get("custom") or {}
                 turns[-1].shown.extend(s["citation"] for s in custom.get("sources", [])[:1])
         slots = {k: v for k, v in tracker.current_slot_values().items()
-                 if k not in ("requested_slot", "session_started_metadata", OFFERED)}
+                 if k not in ("requested_slot", "session_started_metadata", OFFERED, *INTERNAL_SLOTS)}
         asked = [t for t in turns if not t.user.startswith("/")]
         summary = handoff_summary(asked, slots)
         runtime.store().add_handoff(tracker.sender_id, summary)
