@@ -104,12 +104,12 @@ class ActionAudienceReply(Action):
 
 
 def answer_in_context(dispatcher: CollectingDispatcher, tracker: Tracker, kinds: tuple = ("answer", "clarify"),
-                      modes: tuple | None = None) -> list | None:
-    """Let the conversation core answer a message another intent claimed, when it has a cited
-    answer or a clarifying question for it (optionally only in the given modes); the events
-    to return, or None."""
+                      modes: tuple | None = None, text: str | None = None) -> list | None:
+    """Let the conversation core answer a message another intent claimed (or `text`, a part of
+    it), when it has a cited answer or a clarifying question for it (optionally only in the
+    given modes); the events to return, or None."""
     dialogue = runtime.dialogue()
-    text = tracker.latest_message.get("text") or ""
+    text = tracker.latest_message.get("text") or "" if text is None else text
     if dialogue is None or not text or text.startswith("/"):
         return None
     reply = dialogue.turn(text, Context.from_slots(tracker.get_slot), audience=audience(tracker))

@@ -14,7 +14,6 @@ from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from assistant.answers import HOTLINE
-from assistant.dialogue import Context
 from assistant.intake.service import TICKET_ID, Intake, status_text
 from index_builder.normalize import normalize
 
@@ -40,15 +39,7 @@ def _text(tracker: Tracker) -> str:
 
 def _answer_question_part(dispatcher: CollectingDispatcher, tracker: Tracker, text: str) -> list:
     """"……我想投诉；另外我自己也想开个小吃店": answer the question too, when the guides know it."""
-    dialogue = runtime.dialogue()
-    if dialogue is None:
-        return []
-    reply = dialogue.turn(Intake.question_part(text), Context.from_slots(tracker.get_slot), audience=audience(tracker))
-    if reply.answer.turn.get("kind") == "answer":
-        a = reply.answer
-        dispatcher.utter_message(text=a.text, json_message=a.payload())
-        return [SlotSet(k, v) for k, v in reply.context.to_slots().items()]
-    return []
+    return answer_in_context(dispatcher, tracker, kinds=("answer",), text=Intake.question_part(text)) or []
 
 
 class ActionDraftTicket(Action):

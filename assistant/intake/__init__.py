@@ -7,7 +7,7 @@
 
 Train and evaluate: `python -m assistant.intake train|eval` (see `assistant/intake/__main__.py`).
 
-Measured (2020 TipDM message-board data, /work/shared/eval; trained on its 2,577-row train file):
+Measured (2020 TipDM message-board data, ../shared/eval; trained on its 2,577-row train file):
 dev (600) accuracy 0.912, macro-F1 0.904; about 4 ms a prediction on 2 cores. `kind` recognises
 95.5 % of the dev messages as 诉求 and flags none of the 93 questions of
 knowledge_base/intake/service_questions.txt. `IntakeModel` is imported lazily (scikit-learn
