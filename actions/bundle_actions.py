@@ -20,7 +20,6 @@ from index_builder.normalize import normalize
 from assistant.answers import compose
 from assistant.aspects import asked_aspect
 from assistant.bundles import Bundle, find_bundle, load_bundles
-from assistant.dialogue import Context
 from assistant.eligibility import Question, Session, Turn, evaluate, question_text
 
 from . import runtime
@@ -71,20 +70,6 @@ def _intent(tracker: Tracker) -> str | None:
     return (tracker.latest_message.get("intent") or {}).get("name")
 
 
-def _answer_as_question(dispatcher: CollectingDispatcher, tracker: Tracker, text: str) -> list | None:
-    """Answer from the guides when the conversation core can (a cited answer or a clarifying
-    question); the context events to keep, or None."""
-    dialogue = runtime.dialogue()
-    if dialogue is None:
-        return None
-    reply = dialogue.turn(text, Context.from_slots(tracker.get_slot))
-    if reply.answer.turn.get("kind") not in ("answer", "clarify"):
-        return None
-    a = reply.answer
-    dispatcher.utter_message(text=a.text, buttons=a.buttons, json_message=a.payload())
-    return [SlotSet(k, v) for k, v in reply.context.to_slots().items()]
-
-
 class ActionStartBundle(Action):
     def name(self) -> str:
         return "action_start_bundle"
@@ -99,13 +84,13 @@ class ActionStartBundle(Action):
         if bundle is None and _intent(tracker) == "start_company":
             # "注册个有限公司执照几天能拿到" asks one thing: answer it; "我想开公司" starts the check
             if asked_aspect(text):
-                answered = _answer_as_question(dispatcher, tracker, text)
+                answered = answer_in_context(dispatcher, tracker, text=text)
                 if answered is not None:
                     return [SlotSet("bundle_id", None), *answered]
             bundle = bundles()[COMPANY_BUNDLE]
         if bundle is None:
             # "我想办个居住证" sounds like a bundle start but names a service: answer it
-            answered = _answer_as_question(dispatcher, tracker, text)
+            answered = answer_in_context(dispatcher, tracker, text=text)
             if answered is not None:
                 return [SlotSet("bundle_id", None), *answered]
             dispatcher.utter_message(

@@ -61,14 +61,6 @@ class Context:
         return cls(get("topic_doc") or None, get("topic_aspect") or None,
                    [str(o) for o in options if o] if isinstance(options, list) else [], get("clarify_aspect") or None)
 
-    def to_dict(self) -> dict[str, Any]:
-        return self.to_slots()
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any] | None) -> "Context":
-        data = data if isinstance(data, dict) else {}
-        return cls.from_slots(data.get)
-
 
 @dataclass
 class Reply:
@@ -96,8 +88,9 @@ class Dialogue:
             return Reply(ask_what(), ctx)
         aspect = asked_aspect(text)
         content = self.names.content_tokens(text)
+        query = self.retriever.prepare(text) if content else None
         if ctx.options:
-            picked = self._pick_option(text, content, ctx.options)
+            picked = self._pick_option(text, content, query, ctx.options)
             if picked:
                 return self._answer_doc(picked, text, aspect or ctx.pending_aspect, "clarified", audience)
             if not content:  # "要多久？" while a clarifying question is open: ask it again
@@ -107,7 +100,6 @@ class Dialogue:
             if ctx.doc_id:
                 return self._follow_up(ctx.doc_id, text, aspect, audience)
             return Reply(ask_what(aspect), Context())
-        query = self.retriever.prepare(text)
         result = self.retriever.search(query, k=30)
         if ctx.doc_id and not _NEW_QUESTION.match(text) and not self._names_other(content, ctx.doc_id, text, result):
             return self._follow_up(ctx.doc_id, query, aspect, audience)
@@ -123,11 +115,10 @@ class Dialogue:
     # ------------------------------------------------------------------ kinds of turn
 
     def _follow_up(self, doc_id: str, query: str | Query, aspect: str | None, audience: str) -> Reply:
-        title = self.names.titles.get(doc_id) or self._title(doc_id)
         if aspect is None:
             text = query if isinstance(query, str) else query.text
             if not self.names.content_tokens(text) and not self._has_words(text):
-                return Reply(section_menu(self.retriever, doc_id, title), Context(doc_id))
+                return Reply(section_menu(self.retriever, doc_id, self._title(doc_id)), Context(doc_id))
         return self._answer_doc(doc_id, query, aspect, "followup", audience)
 
     def _answer_doc(self, doc_id: str, query: str | Query, aspect: str | None, mode: str, audience: str) -> Reply:
@@ -157,8 +148,7 @@ class Dialogue:
             return Reply(ask_what(aspect), Context())
         named = self._named_candidate(text, result)
         if named:  # "营业执照怎么办": the guide called 营业执照, not the bundle that includes it
-            reply = self._answer_doc(named, result.query, aspect or asked_aspect(text), mode, audience)
-            return reply
+            return self._answer_doc(named, result.query, aspect or asked_aspect(text), mode, audience)
         if not result.confident and not self._named_top(text, content, result):
             return Reply(unsure(result, audience), Context())
         answer = compose(self.retriever, result, aspect, audience, confident=True)
@@ -250,7 +240,7 @@ class Dialogue:
         return bool(scores) and scores.get(doc, 0.0) > 0 and all(
             s < scores[doc] for d, s in scores.items() if d != doc)
 
-    def _pick_option(self, text: str, content: list[str], options: list[str]) -> str | None:
+    def _pick_option(self, text: str, content: list[str], query: Query | None, options: list[str]) -> str | None:
         """Which offered guide a reply means, or None when it answers something else."""
         for i, words in enumerate(_ORDINALS):
             if i < len(options) and any(w in text for w in words):
@@ -268,9 +258,8 @@ class Dialogue:
                 return top
         if scores and max(scores.values()) > best:  # names some other service: a new question
             return None
-        if not content:
+        if query is None:  # no content
             return None
-        query = self.retriever.prepare(text)
         fresh = self.retriever.search(query, k=5)
         if fresh.confident and fresh.hits and fresh.hits[0].passage.doc_id not in options:
             return None  # retrieval is sure it is about something else
@@ -289,7 +278,7 @@ class Dialogue:
     def _valid(self, ctx: Context) -> Context:
         """Context from a store or a client may name guides no longer in the index."""
         known = lambda d: bool(d) and bool(self.retriever.passages_of(d))  # noqa: E731
-        aspect = ctx.aspect if ctx.aspect in ASPECT_SECTION or ctx.aspect == "overview" else None
+        aspect = ctx.aspect if ctx.aspect in ASPECT_SECTION else None
         pending = ctx.pending_aspect if ctx.pending_aspect in ASPECT_SECTION else None
         options = [d for d in ctx.options if known(d)]
         return Context(ctx.doc_id if known(ctx.doc_id) else None, aspect, options if len(options) >= 2 else [],
