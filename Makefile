@@ -35,7 +35,8 @@ help:
 	@echo "make test      install what is missing, build, train, run pytest, rasa data validate and rasa test"
 	@echo "make voice     the voice gateway alone (POST audio to :8090/api/voice; needs a running assistant)"
 	@echo "make bench-voice  CER, real-time factor and voice-turn time on ../shared/audio"
-	@echo "make index     (re)build the knowledge-base index in $(INDEX) when its inputs changed"
+	@echo "make index     (re)build the knowledge-base index in $(INDEX) when its inputs changed;"
+	@echo "               SOURCE=\"dir-or-table …\" serves more sources beside the bundled base (kept until SOURCE=)"
 	@echo "make eval      recall@k / MRR of the bundled question set"
 	@echo "make bench     dense vs BM25 vs hybrid on both evaluation sets, build time, size, latency"
 	@echo "make validate  check every knowledge-base file against the schema"
@@ -63,8 +64,20 @@ $(RASA_VENV)/.installed: requirements-rasa.txt
 
 setup: $(VENV)/.installed $(RASA_VENV)/.installed
 
-$(INDEX)/manifest.json: $(VENV)/.installed $(KB_INPUTS) $(wildcard index_builder/*.py)
-	$(PY) -m index_builder build --source knowledge_base --out $(INDEX)
+# Extra sources served beside the bundled knowledge base: `make index SOURCE="dir-or-table …"`
+# (e.g. SOURCE=../shared/eval/ncp_corpus.tsv, the 4,677-answer policy QA corpus). They are
+# remembered in build/index-sources, so later rebuilds keep them; `make index SOURCE=` drops them.
+SOURCES_FILE := build/index-sources
+ifeq ($(origin SOURCE),command line)
+$(shell mkdir -p build && printf '%s\n' "$(SOURCE)" > $(SOURCES_FILE).new && \
+  (cmp -s $(SOURCES_FILE).new $(SOURCES_FILE) && rm -f $(SOURCES_FILE).new || mv $(SOURCES_FILE).new $(SOURCES_FILE)))
+endif
+EXTRA_SOURCES := $(strip $(shell cat $(SOURCES_FILE) 2>/dev/null))
+EXTRA_INPUTS := $(foreach s,$(EXTRA_SOURCES),$(if $(wildcard $(s)/.),$(shell find $(s) -type f),$(s)))
+
+$(INDEX)/manifest.json: $(VENV)/.installed $(KB_INPUTS) $(EXTRA_INPUTS) $(wildcard $(SOURCES_FILE)) \
+                        $(wildcard index_builder/*.py)
+	$(PY) -m index_builder build --source knowledge_base $(foreach s,$(EXTRA_SOURCES),--extra $(s)) --out $(INDEX)
 
 index: $(INDEX)/manifest.json
 

@@ -18,7 +18,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from index_builder.normalize import normalize
 
 from assistant.answers import compose
-from assistant.aspects import asked_aspect
+from index_builder.aspects import asked_aspect
 from assistant.bundles import Bundle, find_bundle, load_bundles
 from assistant.eligibility import Question, Session, Turn, evaluate, question_text
 

@@ -14,7 +14,7 @@ from typing import Any
 from index_builder.passages import BASIS, CHANNELS, CONTACT, MATERIALS, PROCESS, TIME_FEE, Passage
 from index_builder.retriever import Retriever, SearchResult
 
-from .aspects import ASPECT_LABEL, ASPECT_SECTION, SECTION_ASPECT, asked_aspect
+from index_builder.aspects import ASPECT_LABEL, ASPECT_SECTION, SECTION_ASPECT, asked_aspect
 from .understanding import short_title
 
 HOTLINE = "12345"

@@ -23,7 +23,7 @@ from index_builder.normalize import is_meaningful, normalize
 from index_builder.retriever import Query, Retriever, SearchResult
 
 from .answers import Answer, answer_from, ask_what, clarify, compose, section_menu, section_passage, unsure
-from .aspects import ASPECT_SECTION, asked_aspect
+from index_builder.aspects import ASPECT_SECTION, asked_aspect
 from .understanding import Names
 
 # Clarify only short questions: a long one says enough for retrieval to decide.

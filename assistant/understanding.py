@@ -11,7 +11,7 @@ from functools import cached_property
 from index_builder.normalize import normalize
 from index_builder.retriever import Retriever
 
-from .aspects import ASPECTS
+from index_builder.aspects import ASPECTS
 
 # Conversational filler: multi-character phrases are removed as substrings before tokenising,
 # single characters only as whole tokens (so 个体户 keeps its 个).

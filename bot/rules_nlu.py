@@ -26,7 +26,7 @@ from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from assistant.aspects import asked_aspect
+from index_builder.aspects import asked_aspect
 from assistant.intake.kind import EXPLICIT, classify_message
 from assistant.intake.kind import TICKET_ID
 

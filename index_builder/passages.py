@@ -31,6 +31,10 @@ class Passage:
 
     @property
     def citation(self) -> str:
+        if self.kind == "faq" and self.title == self.doc_id and self.meta.get("source"):
+            # an answer-only FAQ row: name its table and row id, not a bare id as a title
+            stem = self.meta["source"].replace("\\", "/").rsplit("/", 1)[-1].rsplit(".", 1)[0]
+            return f"《{stem}》{self.section}（{self.doc_id}）"
         return f"《{self.title}》{self.section}"
 
     def to_dict(self) -> dict[str, Any]:

@@ -5,29 +5,28 @@ from __future__ import annotations
 import json
 import math
 import threading
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from . import dense
+from . import dense, ranking
+from .aspects import ASPECT_SECTION, asked_aspect
 from .bm25 import BM25
 from .builder import BM25_FILE, FAISS_FILE, FORMAT_VERSION, MANIFEST, PASSAGES, USERDICT
 from .encoders import Encoder, load_encoder
 from .normalize import MAX_QUERY_CHARS, is_meaningful, normalize_query
 from .passages import Passage
+from .rewrite import strip_filler
 from .tokens import Tokenizer
 
-MODES = ("hybrid", "dense", "bm25")
-# Fusion: score = ALPHA * dense_norm + (1 - ALPHA) * bm25_norm over the union of both
-# candidate lists; tuned on knowledge_base/eval/questions.tsv and ncp_dev by
-# `python -m bench.tune_fusion` (see README for the figures).
-ALPHA = 0.7
-CANDIDATES = 100
-# Confidence is a logistic function of the top dense similarity and of how much of the
-# query's BM25 weight the best passage covers; fitted by bench.tune_fusion (README).
-CONF_WEIGHTS = (8.35, 3.8, -8.27)  # (dense_top, coverage, bias)
-CONFIDENT = 0.5  # at or above: answer; below: say so and offer 12345 / a person
+MODES = ranking.MODES
+CANDIDATES = 100  # from each side; the re-ranker sees their union
+# Confidence without a fitted model (another encoder): a logistic function of the top dense
+# similarity and of how much of the query's BM25 weight the best passage covers.
+FALLBACK_CONF_WEIGHTS = (8.35, 3.8, -8.27)  # (dense_top, coverage, bias)
+FALLBACK_CONFIDENT = 0.5
 
 
 class IndexNotReady(RuntimeError):
@@ -56,10 +55,11 @@ class SearchResult:
     confidence: float = 0.0
     truncated: bool = False
     reason: str | None = None  # "empty" when nothing searchable was given
+    threshold: float = FALLBACK_CONFIDENT  # the retriever's answer/hand-off threshold
 
     @property
     def confident(self) -> bool:
-        return self.confidence >= CONFIDENT
+        return self.confidence >= self.threshold
 
     def top_docs(self) -> list[Hit]:
         """The best-ranked hit of each distinct document, in rank order."""
@@ -93,7 +93,8 @@ def _build_hint(path: Path) -> str:
 class Retriever:
     """Loads one index folder once; `search` is thread-safe."""
 
-    def __init__(self, index_dir: Path | str, encoder: Encoder | None = None, alpha: float = ALPHA):
+    def __init__(self, index_dir: Path | str, encoder: Encoder | None = None,
+                 model: "ranking.RankingModel | None | str" = "auto"):
         self.index_dir = Path(index_dir)
         self.manifest = self._read_manifest()
         try:
@@ -102,7 +103,7 @@ class Retriever:
             self.bm25 = BM25.load(self.index_dir / BM25_FILE)
             self.faiss = dense.load(self.index_dir / FAISS_FILE)
             self.tokenizer = Tokenizer.from_file(self.index_dir / USERDICT)
-        except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, RuntimeError, zipfile.BadZipFile) as exc:
             raise IndexNotReady(f"index at {self.index_dir} is corrupt ({exc}); {_build_hint(self.index_dir)}") from exc
         if self.faiss.ntotal != len(self.passages) or self.bm25.n != len(self.passages):
             raise IndexNotReady(f"index at {self.index_dir} is inconsistent; {_build_hint(self.index_dir)}")
@@ -110,11 +111,15 @@ class Retriever:
         if self.encoder.dim != self.manifest["dim"]:
             raise IndexNotReady(f"index at {self.index_dir} was built with {self.manifest['encoder']} "
                                 f"(dim {self.manifest['dim']}), not {self.encoder.name}; {_build_hint(self.index_dir)}")
-        self.alpha = alpha
+        # The fitted adapter, re-ranker and confidence for this encoder (None: plain fusion).
+        self.model = ranking.load_for(self.encoder.name, self.encoder.version) if model == "auto" else model
+        self.threshold = ranking.threshold(self.model, FALLBACK_CONFIDENT)
         self._lock = threading.Lock()  # the native encoders are not re-entrant
         self._by_doc: dict[str, list[int]] = {}
         for i, p in enumerate(self.passages):
             self._by_doc.setdefault(p.doc_id, []).append(i)
+        self._length = np.array([len(p.text) for p in self.passages], dtype=np.float32)
+        self._title_tokens: dict[str, frozenset[str]] = {}
 
     def _read_manifest(self) -> dict:
         path = self.index_dir / MANIFEST
@@ -131,96 +136,159 @@ class Retriever:
     # ------------------------------------------------------------------ search
 
     def prepare(self, query: str) -> "Query":
-        """Normalise, tokenise and embed a query once; `search` and `search_within` reuse it."""
+        """Normalise, strip filler, tokenise and embed a query once; `search` and
+        `search_within` reuse it."""
         text, truncated = normalize_query(query or "", MAX_QUERY_CHARS)
         if not is_meaningful(text):
             return Query(text, truncated, [], None)
+        searched = strip_filler(text)
         with self._lock:
-            qvec = self.encoder.encode_queries([text])[0]
-        return Query(text, truncated, self.tokenizer.tokens(text), qvec)
+            qvec = self.encoder.encode_queries([searched])[0]
+        return Query(text, truncated, self.tokenizer.tokens(searched), qvec)
+
+    def _lexical_query(self, query: str) -> "Query":
+        text, truncated = normalize_query(query or "", MAX_QUERY_CHARS)
+        tokens = self.tokenizer.tokens(strip_filler(text)) if is_meaningful(text) else []
+        return Query(text, truncated, tokens, None)
 
     def search(self, query: "str | Query", k: int = 5, mode: str = "hybrid") -> SearchResult:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}")
         if isinstance(query, str):
-            if mode == "bm25":  # no embedding needed
-                text, truncated = normalize_query(query or "", MAX_QUERY_CHARS)
-                query = Query(text, truncated, self.tokenizer.tokens(text) if is_meaningful(text) else [], None)
-            else:
-                query = self.prepare(query)
-        text, truncated, tokens = query.text, query.truncated, query.tokens
+            query = self._lexical_query(query) if mode == "bm25" else self.prepare(query)
+        text, truncated = query.text, query.truncated
         if not is_meaningful(text):
-            return SearchResult(text, truncated=truncated, reason="empty")
-        qvec = query.vector if mode != "bm25" else None
-        bm25_all = self.bm25.scores(tokens) if mode != "dense" else np.zeros(len(self.passages), np.float32)
-        dense_scores: dict[int, float] = {}
-        if qvec is not None:
-            scores, ids = dense.search(self.faiss, qvec, CANDIDATES)
-            dense_scores = dict(zip(ids.tolist(), scores.tolist()))
-        candidates = set(dense_scores)
-        if mode != "dense":
-            top_bm25 = np.argsort(-bm25_all)[:CANDIDATES]
-            candidates |= {int(i) for i in top_bm25 if bm25_all[i] > 0}
-        if not candidates:
-            return SearchResult(text, truncated=truncated, confidence=0.0)
-        hits = self._rank(np.fromiter(candidates, dtype=np.int64), bm25_all, dense_scores, qvec, mode, k)
-        confidence = self._confidence(tokens, hits, qvec is not None)
-        return SearchResult(text, hits, confidence, truncated)
+            return SearchResult(text, truncated=truncated, reason="empty", threshold=self.threshold)
+        qvec = self._dense_vector(query, mode)
+        ids, d, b = self.gather(query.tokens, qvec, mode)
+        if not len(ids):
+            return SearchResult(text, truncated=truncated, confidence=0.0, threshold=self.threshold)
+        hits, conf_features = self._rank(ids, d, b, mode, k, query)
+        return SearchResult(text, hits, self._confidence(conf_features), truncated, threshold=self.threshold)
 
     def search_within(self, query: "str | Query", doc_ids: list[str], k: int = 5) -> list[Hit]:
-        """Hybrid ranking of the passages of the given documents only: which section of the
-        guide in context answers a follow-up, or which of the offered guides a reply means."""
+        """Ranking of the passages of the given documents only: which section of the guide in
+        context answers a follow-up, or which of the offered guides a reply means."""
         query = self.prepare(query) if isinstance(query, str) else query
-        ids = np.array([i for d in doc_ids for i in self._by_doc.get(d, [])], dtype=np.int64)
+        ids = np.array(sorted({i for d in doc_ids for i in self._by_doc.get(d, [])}), dtype=np.int64)
         if not len(ids) or not is_meaningful(query.text):
             return []
-        bm25_all = self.bm25.scores(query.tokens)
-        return self._rank(ids, bm25_all, {}, query.vector, "hybrid" if query.vector is not None else "bm25", k)
+        mode = "hybrid" if query.vector is not None else "bm25"
+        qvec = self._dense_vector(query, mode)
+        d = self._dense_of(ids, qvec, {}) if qvec is not None else np.zeros(len(ids), np.float32)
+        return self._rank(ids, d, self.bm25.scores(query.tokens)[ids], mode, k, query)[0]
 
-    def _rank(self, ids: np.ndarray, bm25_all: np.ndarray, dense_scores: dict[int, float],
-              qvec: np.ndarray | None, mode: str, k: int) -> list[Hit]:
-        if qvec is not None:  # dense score for candidates the vector search did not return
-            missing = [i for i in ids.tolist() if i not in dense_scores]
-            if missing:
-                vecs = np.vstack([self.faiss.reconstruct(int(i)) for i in missing])
-                dense_scores.update(zip(missing, (vecs @ qvec).tolist()))
-        d = np.array([dense_scores.get(int(i), 0.0) for i in ids], dtype=np.float32)
-        b = bm25_all[ids]
-        fused = self._fuse(d, b, mode)
-        order = np.argsort(-fused, kind="stable")[:k]
-        return [Hit(self.passages[ids[j]], float(fused[j]), float(d[j]), float(b[j]), int(ids[j])) for j in order]
+    def _dense_vector(self, query: "Query", mode: str) -> np.ndarray | None:
+        if query.vector is None or mode == "bm25":
+            return None
+        return self.model.adapt(query.vector) if self.model is not None and mode == "hybrid" else query.vector
 
-    def _fuse(self, d: np.ndarray, b: np.ndarray, mode: str) -> np.ndarray:
+    def gather(self, tokens: list[str], qvec: np.ndarray | None, mode: str = "hybrid"):
+        """Candidates of one query: the union of the dense and the BM25 top lists, with both
+        scores for every candidate -> (passage indices, dense, bm25)."""
+        bm25_all = self.bm25.scores(tokens) if mode != "dense" else None
+        dense_scores: dict[int, float] = {}
+        if qvec is not None:
+            scores, found = dense.search(self.faiss, qvec, CANDIDATES)
+            dense_scores = dict(zip(found.tolist(), scores.tolist()))
+        candidates = set(dense_scores)
+        if bm25_all is not None and len(bm25_all):
+            top = np.argpartition(-bm25_all, min(CANDIDATES, len(bm25_all) - 1))[:CANDIDATES]
+            candidates |= {int(i) for i in top if bm25_all[i] > 0}
+        ids = np.array(sorted(candidates), dtype=np.int64)
+        d = self._dense_of(ids, qvec, dense_scores) if qvec is not None else np.zeros(len(ids), np.float32)
+        b = bm25_all[ids] if bm25_all is not None else np.zeros(len(ids), np.float32)
+        return ids, d, b
+
+    def _dense_of(self, ids: np.ndarray, qvec: np.ndarray, known: dict[int, float]) -> np.ndarray:
+        """Dense similarity of each passage in `ids`, computing those the vector search did not return."""
+        missing = [i for i in ids.tolist() if i not in known]
+        if missing:
+            vecs = np.vstack([self.faiss.reconstruct(int(i)) for i in missing])
+            known = {**known, **dict(zip(missing, (vecs @ qvec).tolist()))}
+        return np.array([known[int(i)] for i in ids], dtype=np.float32)
+
+    def _rank(self, ids: np.ndarray, d: np.ndarray, b: np.ndarray, mode: str, k: int,
+              query: "Query") -> tuple[list[Hit], np.ndarray]:
         if mode == "dense":
-            return d
-        bmax = float(b.max()) if len(b) else 0.0
-        bn = b / bmax if bmax > 0 else b
-        if mode == "bm25":
-            return bn
-        dmin, dmax = float(d.min()), float(d.max())
-        dn = (d - dmin) / (dmax - dmin) if dmax > dmin else np.ones_like(d)
-        return self.alpha * dn + (1 - self.alpha) * bn
+            final = d
+        elif mode == "bm25":
+            final = b
+        elif mode == "hybrid" and self.model is not None:
+            final = self.model.rerank(self.candidates(query, ids, d, b).features)
+        else:
+            final = ranking.fuse(d, b)
+        order = np.argsort(-final, kind="stable")
+        # Shown scores are 0..1 within this query's candidates (the dialogue compares gaps).
+        lo, hi = float(final.min()), float(final.max())
+        shown = (final - lo) / (hi - lo) if hi > lo else np.ones_like(final)
+        hits = [Hit(self.passages[ids[j]], float(shown[j]), float(d[j]), float(b[j]), int(ids[j])) for j in order[:k]]
+        return hits, self.confidence_features(query, ids, final, d, order, mode)
 
-    def coverage(self, tokens: list[str], passage_index: int) -> float:
-        """Share of the query's IDF weight whose tokens occur in the passage (0..1)."""
-        unique = set(tokens)
-        if not unique:
-            return 0.0
-        weights = {t: self.bm25.idf(t) if t in self.bm25.postings else math.log(1 + self.bm25.n) for t in unique}
-        present = {t for t in unique if any(doc == passage_index for doc, _ in self.bm25.postings.get(t, ()))}
-        total = sum(weights.values())
-        return sum(weights[t] for t in present) / total if total else 0.0
+    def confidence_features(self, query: "Query", ids: np.ndarray, final: np.ndarray, d: np.ndarray,
+                            order: np.ndarray, mode: str) -> np.ndarray:
+        """ranking.CONF_FEATURES of a ranked candidate list (`order` sorts `final` best first)."""
+        top = order[0]
+        top_doc = self.passages[ids[top]].doc_id
+        rival = next((j for j in order[1:] if self.passages[ids[j]].doc_id != top_doc), None)
+        margin = float(final[top] - final[rival]) if rival is not None else 1.0
+        dense_top = float(d[top]) if query.vector is not None and mode != "bm25" else 0.8
+        cov = float(self.coverage(query.tokens, ids[top:top + 1])[0])
+        return np.array([float(final[top]), margin, dense_top, cov], dtype=np.float32)
 
-    def features(self, tokens: list[str], hits: list[Hit]) -> tuple[float, float]:
-        return hits[0].dense, self.coverage(tokens, hits[0].index)
+    def _confidence(self, conf_features: np.ndarray) -> float:
+        if self.model is not None:
+            return self.model.confidence(conf_features)
+        w_d, w_c, bias = FALLBACK_CONF_WEIGHTS
+        return 1 / (1 + math.exp(-(w_d * conf_features[2] + w_c * conf_features[3] + bias)))
 
-    def _confidence(self, tokens: list[str], hits: list[Hit], has_dense: bool) -> float:
-        if not hits:
-            return 0.0
-        dense_top, cov = self.features(tokens, hits)
-        w_d, w_c, bias = CONF_WEIGHTS
-        z = w_d * (dense_top if has_dense else 0.8) + w_c * cov + bias
-        return 1 / (1 + math.exp(-z))
+    # ------------------------------------------------------------------ features
+
+    def candidates(self, query: "Query", ids: np.ndarray, d: np.ndarray, b: np.ndarray) -> ranking.Candidates:
+        """The re-ranker's features for these candidate passages (ranking.FEATURES)."""
+        coverage, rare = self.coverage(query.tokens, ids, rare=True)
+        asked = ASPECT_SECTION.get(asked_aspect(query.text) or "")
+        content = set(query.tokens)
+        title = np.zeros(len(ids), np.float32)
+        cue = np.zeros(len(ids), np.float32)
+        kinds = []
+        for j, i in enumerate(ids.tolist()):
+            p = self.passages[i]
+            kinds.append(p.kind)
+            names = self._names(p)
+            if names and content:
+                title[j] = len(content & names) / len(content)
+            cue[j] = float(asked is not None and p.section == asked)
+        feats = ranking.candidate_features(d, b, coverage, rare, title, cue, self._length[ids], kinds)
+        return ranking.Candidates(ids, feats)
+
+    def _names(self, p: Passage) -> frozenset[str]:
+        """Tokens of what a document is called: its title and keywords (none for a FAQ row
+        without a question, whose title is only its id)."""
+        if p.doc_id not in self._title_tokens:
+            if p.kind == "faq" and p.title == p.doc_id:
+                names: frozenset[str] = frozenset()
+            else:
+                first = self.passages[self._by_doc[p.doc_id][0]]
+                names = frozenset(self.tokenizer.tokens(" ".join([p.title, *first.meta.get("keywords", [])])))
+            self._title_tokens[p.doc_id] = names
+        return self._title_tokens[p.doc_id]
+
+    def coverage(self, tokens: list[str], ids: np.ndarray, rare: bool = False):
+        """Share of the query's IDF weight whose tokens occur in each passage (0..1); with
+        rare=True also the share of its three rarest tokens' weight."""
+        unique = list(dict.fromkeys(tokens))
+        ids = np.asarray(ids, dtype=np.int64)
+        if not unique or not len(ids):
+            zero = np.zeros(len(ids), np.float32)
+            return (zero, zero) if rare else zero
+        weights = np.array([self.bm25.idf(t) if self.bm25.df(t) else math.log(1 + self.bm25.n) for t in unique])
+        present = np.stack([self.bm25.contains(t, ids) for t in unique]).astype(np.float32)
+        cov = weights @ present / weights.sum()
+        if not rare:
+            return cov
+        top = np.argsort(-weights)[:3]
+        return cov, weights[top] @ present[top] / weights[top].sum()
 
     def passages_of(self, doc_id: str) -> list[Passage]:
         """All sections of one document, in order (for follow-up buttons and the copilot)."""

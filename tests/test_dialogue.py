@@ -9,7 +9,7 @@ import pytest
 
 from assistant.answers import CHOICE_ENTITY, CHOOSE_INTENT
 from assistant.dialogue import Context, Dialogue
-from assistant.aspects import asked_aspect
+from index_builder.aspects import asked_aspect
 from conftest import guide_dict, write_kb
 
 

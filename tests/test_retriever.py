@@ -91,7 +91,7 @@ def test_corrupt_index_is_reported(real_index, tmp_path):
 
     broken = tmp_path / "broken"
     shutil.copytree(real_index.resolve(), broken)
-    (broken / "bm25.json").write_text("{not json", encoding="utf-8")
+    (broken / "bm25.npz").write_bytes(b"not a zip")
     with pytest.raises(IndexNotReady, match="corrupt"):
         Retriever(broken)
     (broken / "manifest.json").write_text("garbage", encoding="utf-8")

