@@ -26,7 +26,7 @@ KB_INPUTS := $(shell find knowledge_base/guides knowledge_base/policies knowledg
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: help setup index train run serve chat-offline query test test-py test-bot eval bench validate clean \
+.PHONY: help setup index train run serve chat-offline query test test-py test-bot eval bench bench-scale learn validate clean \
         voice-model voice bench-voice system-deps bench-dialogues intake-model intake-eval
 
 help:
@@ -38,7 +38,10 @@ help:
 	@echo "make index     (re)build the knowledge-base index in $(INDEX) when its inputs changed;"
 	@echo "               SOURCE=\"dir-or-table …\" serves more sources beside the bundled base (kept until SOURCE=)"
 	@echo "make eval      recall@k / MRR of the bundled question set"
-	@echo "make bench     dense vs BM25 vs hybrid on both evaluation sets, build time, size, latency"
+	@echo "make bench     dense / BM25 / hybrid / hybrid + re-ranker on the guide, NCP, held-out and"
+	@echo "               out-of-scope sets, latency and the out-of-fold confidence table"
+	@echo "make bench-scale  index build time, memory and latency at 5k / 50k / 200k passages"
+	@echo "make learn     refit the ranking model (adapter, re-ranker, confidence) on the dev sets"
 	@echo "make validate  check every knowledge-base file against the schema"
 	@echo "make intake-model [TICKETS=FILE]  train the 诉求 classifier (TSV text<TAB>category; default: the example table)"
 	@echo "make intake-eval TEST=FILE [MODEL=DIR]  accuracy, macro-F1 and per-category figures as one JSON line"
@@ -177,9 +180,18 @@ eval: index
 bench-dialogues: index
 	$(PY) -m bench.dialogues $(if $(OFFLINE),--offline --index $(INDEX),--url $${URL:-http://127.0.0.1:5005})
 
+# dense / BM25 / hybrid / hybrid + re-ranker on the guide, NCP (whole corpus), held-out and
+# out-of-scope sets, with the out-of-fold confidence table (about 15 minutes on 2 cores)
 bench: setup
 	$(PY) -m bench.retrieval
-	$(PY) -m bench.faiss_crossover
+
+# build time, memory, latency and incremental rebuilds at 5k / 50k / 200k passages
+bench-scale: setup
+	$(PY) -m bench.scale
+
+# refit the query adapter, re-ranker and confidence on the dev sets (writes index_builder/models/)
+learn: setup
+	$(PY) -m bench.learn
 
 clean:
 	rm -rf build .pytest_cache

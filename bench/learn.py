@@ -16,6 +16,7 @@ import datetime as dt
 import hashlib
 import json
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +29,8 @@ from index_builder.retriever import Query, Retriever
 from .corpora import GUIDES_HELDOUT, GUIDES_QUERIES, NCP_QUERIES, OUT_OF_SCOPE, guide_index, ncp_index, out_of_scope
 
 ROOT = Path(__file__).resolve().parent.parent
+ADAPTER_SETS = ("guides", "ncp")  # the adapter learns from both corpora's questions
+CONFIDENCE_SETS = ("guides",)  # the served threshold is fitted on the assistant's own corpus
 CACHE = ROOT / "build" / "bench" / "cache"
 
 
@@ -37,6 +40,10 @@ class DevSet:
     retriever: Retriever
     queries: list[Query]  # prepared with raw vectors
     expected: list[frozenset[str]]  # empty: out of scope
+
+    def groups(self) -> list[str]:
+        """What folds are grouped by: the expected answer (each out-of-scope question alone)."""
+        return ["|".join(sorted(e)) if e else f"oos:{q.text}" for q, e in zip(self.queries, self.expected)]
 
     def positives(self, i: int) -> np.ndarray:
         return np.array([j for d in self.expected[i] for j in self.retriever._by_doc.get(d, [])], dtype=np.int64)
@@ -68,21 +75,20 @@ def dev_sets() -> tuple[DevSet, DevSet]:
     return guides, DevSet("ncp", ncp, prepared(ncp, [q.query for q in nq], "ncp"), [q.expected for q in nq])
 
 
-def candidates(s: DevSet, adapter: np.ndarray | None):
-    """Per question: (candidate ids, features, labels, dense scores)."""
-    out = []
-    for q, exp in zip(s.queries, s.expected):
+def candidates(s: DevSet, adapter: np.ndarray | None, which: np.ndarray | None = None) -> dict:
+    """Per question (all, or those in `which`): (candidate ids, features, labels, dense)."""
+    out = {}
+    for i in (range(len(s.queries)) if which is None else which.tolist()):
+        q, exp = s.queries[i], s.expected[i]
         vec = q.vector
         if adapter is not None:
             vec = vec + vec @ adapter
             vec = (vec / max(float(np.linalg.norm(vec)), 1e-12)).astype(np.float32)
         ids, d, b = s.retriever.gather(q.tokens, vec)
-        if not len(ids):
-            out.append(None)
-            continue
-        feats = s.retriever.candidates(q, ids, d, b).features
-        labels = np.array([s.retriever.passages[i].doc_id in exp for i in ids], dtype=np.int64)
-        out.append((ids, feats, labels, d))
+        if len(ids):
+            feats = s.retriever.candidates(q, ids, d, b).features
+            labels = np.array([s.retriever.passages[j].doc_id in exp for j in ids], dtype=np.int64)
+            out[i] = (ids, feats, labels, d)
     return out
 
 
@@ -95,57 +101,75 @@ def ranked(s: DevSet, i: int, cand, scores: np.ndarray) -> tuple[int | None, np.
     return (first_hit_rank(docs, s.expected[i]) if s.expected[i] else None), conf, bool(labels[order[0]])
 
 
-def cross_validate(sets: tuple[DevSet, ...], k: int) -> dict:
-    folds = {s.name: learning.grouped_folds(
-        ["|".join(sorted(e)) if e else f"oos:{q.text}" for q, e in zip(s.queries, s.expected)], k) for s in sets}
+def fit_adapter_on(sets: tuple[DevSet, ...], rows: dict[str, np.ndarray]) -> np.ndarray:
+    """The adapter fitted on the given questions of each set (out-of-scope ones carry no answer)."""
+    return learning.fit_adapter([learning.AdapterSet(
+        np.vstack([s.queries[i].vector for i in rows[s.name] if s.expected[i]]),
+        s.retriever.faiss.reconstruct_n(0, s.retriever.faiss.ntotal),
+        [s.positives(i) for i in rows[s.name] if s.expected[i]]) for s in sets if s.name in ADAPTER_SETS])
+
+
+def oof_candidates(sets, rows: dict[str, np.ndarray], folds: dict[str, np.ndarray],
+                   k: int = learning.INNER_FOLDS) -> dict:
+    """Candidates of the questions in `rows`, each made with an adapter that never saw it:
+    the re-ranker is then fitted on dense scores as reliable as those it meets when serving."""
+    out = {s.name: {} for s in sets}
+    for g in range(k):
+        fit_rows = {s.name: rows[s.name][folds[s.name][rows[s.name]] != g] for s in sets}
+        adapter = fit_adapter_on(sets, fit_rows)
+        for s in sets:
+            out[s.name].update(candidates(s, adapter, rows[s.name][folds[s.name][rows[s.name]] == g]))
+    return out
+
+
+def fit_stage2(sets, cands: dict, rows: dict[str, np.ndarray]):
+    """Re-ranker on the answerable questions of `rows`; confidence on the guide set's rows
+    (out-of-scope included): the threshold the assistant serves is for its own corpus."""
+    tr = [(s, i) for s in sets for i in rows[s.name] if s.expected[i] and i in cands[s.name]]
+    reranker = learning.fit_reranker([cands[s.name][i][1] for s, i in tr], [cands[s.name][i][2] for s, i in tr])
+    conf_x, conf_y = [], []
+    for s in sets:
+        if s.name not in CONFIDENCE_SETS:
+            continue
+        for i in rows[s.name]:
+            if i in cands[s.name]:
+                _, x, right = ranked(s, i, cands[s.name][i], reranker.score(cands[s.name][i][1]))
+                conf_x.append(x)
+                conf_y.append(right and bool(s.expected[i]))
+    return reranker, learning.fit_confidence(np.array(conf_x), np.array(conf_y))
+
+
+def cross_validate(sets: tuple[DevSet, ...], k: int) -> tuple[dict, dict]:
+    folds = {s.name: learning.grouped_folds(s.groups(), k) for s in sets}
     oof = {s.name: {"rank": [None] * len(s.queries), "conf": np.zeros(len(s.queries)),
                     "right": np.zeros(len(s.queries), bool), "adapter_rank": [None] * len(s.queries)} for s in sets}
+    outer: dict[str, dict] = {s.name: {} for s in sets}  # each question's candidates from the adapter of its fold
     for f in range(k):
         train = {s.name: np.where(folds[s.name] != f)[0] for s in sets}
-        adapter = learning.fit_adapter([learning.AdapterSet(
-            np.vstack([s.queries[i].vector for i in train[s.name] if s.expected[i]]), s.retriever.faiss.reconstruct_n(
-                0, s.retriever.faiss.ntotal), [s.positives(i) for i in train[s.name] if s.expected[i]]) for s in sets])
-        cands = {s.name: candidates(s, adapter) for s in sets}
-        tr = [(s, i) for s in sets for i in train[s.name] if s.expected[i] and cands[s.name][i] is not None]
-        reranker = learning.fit_reranker([cands[s.name][i][1] for s, i in tr], [cands[s.name][i][2] for s, i in tr])
-        conf_x, conf_y = [], []
+        test = {s.name: np.where(folds[s.name] == f)[0] for s in sets}
+        inner_folds = {s.name: learning.grouped_folds(s.groups(), learning.INNER_FOLDS, seed=f + 1) for s in sets}
+        inner = oof_candidates(sets, train, inner_folds)
+        reranker, conf = fit_stage2(sets, inner, train)
+        adapter = fit_adapter_on(sets, train)
         for s in sets:
-            for i in train[s.name]:
-                c = cands[s.name][i]
-                if c is not None:
-                    _, x, right = ranked(s, i, c, reranker.score(c[1]))
-                    conf_x.append(x)
-                    conf_y.append(right and bool(s.expected[i]))
-        conf = learning.fit_confidence(np.array(conf_x), np.array(conf_y))
-        for s in sets:
-            for i in np.where(folds[s.name] == f)[0]:
-                c = cands[s.name][i]
-                if c is None:
-                    continue
+            cands = candidates(s, adapter, test[s.name])
+            outer[s.name].update(cands)
+            for i, c in cands.items():
                 rank, x, right = ranked(s, i, c, reranker.score(c[1]))
                 o = oof[s.name]
                 o["rank"][i], o["right"][i] = rank, right and bool(s.expected[i])
                 o["conf"][i] = 1 / (1 + np.exp(-(x @ conf[0] + conf[1])))
                 o["adapter_rank"][i] = ranked(s, i, c, c[3])[0] if s.expected[i] else None
-    return oof
+        print(json.dumps({"fold": f, "done": True}), file=sys.stderr, flush=True)
+    return oof, outer
 
 
-def fit_final(sets: tuple[DevSet, ...], threshold: float, meta: dict):
-    adapter = learning.fit_adapter([learning.AdapterSet(
-        np.vstack([q.vector for q, e in zip(s.queries, s.expected) if e]),
-        s.retriever.faiss.reconstruct_n(0, s.retriever.faiss.ntotal),
-        [s.positives(i) for i, e in enumerate(s.expected) if e]) for s in sets])
-    cands = {s.name: candidates(s, adapter) for s in sets}
-    tr = [(s, i) for s in sets for i, e in enumerate(s.expected) if e and cands[s.name][i] is not None]
-    reranker = learning.fit_reranker([cands[s.name][i][1] for s, i in tr], [cands[s.name][i][2] for s, i in tr])
-    conf_x, conf_y = [], []
-    for s in sets:
-        for i, c in enumerate(cands[s.name]):
-            if c is not None:
-                _, x, right = ranked(s, i, c, reranker.score(c[1]))
-                conf_x.append(x)
-                conf_y.append(right and bool(s.expected[i]))
-    conf = learning.fit_confidence(np.array(conf_x), np.array(conf_y))
+def fit_final(sets: tuple[DevSet, ...], outer: dict, threshold: float, meta: dict):
+    """The adapter on every dev question; the re-ranker and confidence on the candidates the
+    cross-validation made, each with an adapter that had not seen that question."""
+    everything = {s.name: np.arange(len(s.queries)) for s in sets}
+    reranker, conf = fit_stage2(sets, outer, everything)
+    adapter = fit_adapter_on(sets, everything)
     enc = sets[0].retriever.encoder
     return learning.model_from(reranker, conf, threshold, adapter, enc.name, enc.version, meta)
 
@@ -154,13 +178,14 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--precision", type=float, default=0.9, help="answered questions right at least this often")
+    ap.add_argument("--answered", type=float, default=0.85, help="answer at least this share of answerable questions")
     ap.add_argument("--no-write", action="store_true", help="report only; leave index_builder/models as it is")
     args = ap.parse_args()
     sets = dev_sets()
-    oof = cross_validate(sets, args.folds)
+    oof, outer = cross_validate(sets, args.folds)
     g = oof["guides"]
     answerable = np.array([bool(e) for e in sets[0].expected])
-    threshold = learning.choose_threshold(g["conf"], g["right"], args.precision)
+    threshold = learning.choose_threshold(g["conf"], g["right"], answerable, args.answered, args.precision)
     report = {"folds": args.folds, "threshold": threshold, "cores": os.cpu_count()}
     for s in sets:
         o = oof[s.name]
@@ -174,6 +199,8 @@ def main() -> None:
                 m.pop(key, None)
     report["guides"]["oof_confidence_curve"] = [learning.confidence_table(g["conf"], g["right"], answerable, t)
                                                  for t in (0.3, 0.4, 0.5, 0.6, 0.7)]
+    np.savez(CACHE / "oof.npz", **{f"{n}_{k}": np.asarray(v, dtype=float if k != "right" else bool)
+                                   for n, o in oof.items() for k, v in o.items() if k in ("conf", "right")})
     print(json.dumps(report, ensure_ascii=False))
     if not args.no_write:
         meta = {"fitted": dt.date.today().isoformat(), "fitted_by": "python -m bench.learn",
@@ -183,7 +210,7 @@ def main() -> None:
                 "oof": {k: v for k, v in report.items() if k in ("guides", "ncp")},
                 "adapter": {"l2": learning.ADAPTER_L2, "temperature": learning.ADAPTER_TEMPERATURE,
                             "epochs": learning.ADAPTER_EPOCHS}}
-        folder = fit_final(sets, threshold, meta).save()
+        folder = fit_final(sets, outer, threshold, meta).save()
         print(json.dumps({"written": str(folder.relative_to(ROOT))}))
 
 

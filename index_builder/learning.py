@@ -15,8 +15,9 @@ from . import ranking
 
 ADAPTER_L2 = 1e-2  # pulls W towards zero, i.e. towards the encoder as it is
 ADAPTER_TEMPERATURE = 0.05
-ADAPTER_EPOCHS = 200
-ADAPTER_LR = 1e-3
+ADAPTER_EPOCHS = 100
+ADAPTER_LR = 2e-3
+INNER_FOLDS = 3  # nested folds for the re-ranker's candidates (each costs an adapter fit)
 
 
 def grouped_folds(groups: list[str], k: int = 5, seed: int = 0) -> np.ndarray:
@@ -78,18 +79,35 @@ class Reranker:
         return ((features - self.mean) / self.scale) @ self.weights + self.bias
 
 
-def fit_reranker(features: list[np.ndarray], labels: list[np.ndarray], C: float = 1.0) -> Reranker:
-    """Pointwise logistic regression over every candidate of every question; each question
-    weighs the same whatever the number of its candidates."""
-    from sklearn.linear_model import LogisticRegression
+def fit_reranker(features: list[np.ndarray], labels: list[np.ndarray], l2: float = 1e-3,
+                 epochs: int = 300, lr: float = 0.05) -> Reranker:
+    """Listwise: a linear score whose softmax over each question's candidates puts its mass on
+    the passages of the right document (every question weighs the same)."""
+    import torch
 
-    X = np.vstack(features)
-    y = np.concatenate(labels)
-    w = np.concatenate([np.full(len(f), 1.0 / max(len(f), 1)) for f in features])
-    mean, scale = X.mean(0), np.maximum(X.std(0), 1e-6)
-    model = LogisticRegression(C=C, max_iter=2000).fit((X - mean) / scale, y, sample_weight=w * len(features))
-    return Reranker(model.coef_[0].astype(np.float32), float(model.intercept_[0]), mean.astype(np.float32),
-                    scale.astype(np.float32))
+    keep = [i for i, y in enumerate(labels) if y.any()]
+    X_all = np.vstack([features[i] for i in keep])
+    mean, scale = X_all.mean(0), np.maximum(X_all.std(0), 1e-6)
+    width = max(len(features[i]) for i in keep)
+    X = np.zeros((len(keep), width, X_all.shape[1]), np.float32)
+    valid = np.zeros((len(keep), width), bool)
+    pos = np.zeros((len(keep), width), bool)
+    for row, i in enumerate(keep):
+        n = len(features[i])
+        X[row, :n] = (features[i] - mean) / scale
+        valid[row, :n] = True
+        pos[row, :n] = labels[i].astype(bool)
+    X, valid, pos = torch.as_tensor(X), torch.as_tensor(valid), torch.as_tensor(pos)
+    w = torch.zeros(X.shape[2], requires_grad=True)
+    opt = torch.optim.Adam([w], lr=lr)
+    for _ in range(epochs):
+        z = X @ w
+        loss = (torch.logsumexp(z.masked_fill(~valid, -1e9), 1) - torch.logsumexp(z.masked_fill(~pos, -1e9), 1)).mean()
+        loss = loss + l2 * (w ** 2).sum()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return Reranker(w.detach().numpy().astype(np.float32), 0.0, mean.astype(np.float32), scale.astype(np.float32))
 
 
 def fit_confidence(features: np.ndarray, right: np.ndarray, C: float = 1.0) -> tuple[np.ndarray, float]:
@@ -111,11 +129,22 @@ def confidence_table(conf: np.ndarray, right: np.ndarray, answerable: np.ndarray
             "oos_handed_off": round(float((~answered[oos]).mean()), 3) if oos.any() else None}
 
 
-def choose_threshold(conf: np.ndarray, right: np.ndarray, precision: float = 0.9) -> float:
-    """The lowest threshold at which answered questions (in-scope and out-of-scope together)
-    are right at least `precision` of the time: answer as much as that allows."""
-    for t in np.round(np.arange(0.05, 0.96, 0.01), 2):
-        answered = conf >= t
+def choose_threshold(conf: np.ndarray, right: np.ndarray, answerable: np.ndarray,
+                     answered_min: float = 0.85, precision: float = 0.9) -> float:
+    """The highest threshold (the most out-of-scope questions handed off) at which at least
+    `answered_min` of the answerable questions are still answered and at least `precision` of
+    those answered have the right top document. When no threshold meets both: the lowest at
+    which `precision` holds."""
+    grid = np.round(np.arange(0.05, 0.96, 0.01), 2)
+    ok = []
+    for t in grid:
+        answered = (conf >= t) & answerable
+        if answered.any() and answered.sum() >= answered_min * answerable.sum() and right[answered].mean() >= precision:
+            ok.append(float(t))
+    if ok:
+        return max(ok)
+    for t in grid:
+        answered = (conf >= t) & answerable
         if answered.any() and right[answered].mean() >= precision:
             return float(t)
     return 0.95

@@ -169,6 +169,18 @@ def test_the_shipped_model_is_for_the_default_encoder_and_loads():
     assert 0 < model.threshold < 1 and model.meta["fitted_by"] == "python -m bench.learn"
 
 
+def test_threshold_keeps_answering_enough_and_hands_off_the_rest():
+    # answerable: confidences 0.9 (right), 0.8 (right), 0.7 (wrong), 0.35 (right); oos: 0.6, 0.2
+    conf = np.array([0.9, 0.8, 0.7, 0.35, 0.6, 0.2])
+    right = np.array([True, True, False, True, False, False])
+    answerable = np.array([True, True, True, True, False, False])
+    # answering 3 of 4 (75%) at precision 2/3 fails 90%; all 4 (t <= 0.35): precision 3/4 fails too;
+    # with answered_min 0.5 the highest threshold keeping 2 right answers is 0.8
+    assert learning.choose_threshold(conf, right, answerable, answered_min=0.5, precision=0.9) == 0.8
+    # nothing meets both: the lowest threshold that is precise enough
+    assert learning.choose_threshold(conf, right, answerable, answered_min=0.9, precision=0.9) == 0.71
+
+
 def test_confidence_table_counts_by_hand():
     conf = np.array([0.9, 0.8, 0.3, 0.95, 0.2, 0.6])
     right = np.array([True, False, True, False, False, False])
