@@ -29,10 +29,14 @@ class BM25:
         self._norm = self.k1 * (1 - self.b + self.b * self.doc_len / max(self.avgdl, 1e-9))
 
     @classmethod
-    def build(cls, docs: list[list[str]], k1: float = K1, b: float = B) -> "BM25":
+    def build(cls, docs: list[list[str] | Counter], k1: float = K1, b: float = B) -> "BM25":
+        """From each document's tokens, or its term counts (a Counter, as `documents` gives)."""
         postings: dict[str, list[tuple[int, int]]] = {}
+        lengths = []
         for i, toks in enumerate(docs):
-            for tok, tf in Counter(toks).items():
+            counts = toks if isinstance(toks, Counter) else Counter(toks)
+            lengths.append(sum(counts.values()))
+            for tok, tf in counts.items():
                 postings.setdefault(tok, []).append((i, tf))
         vocab = {t: j for j, t in enumerate(sorted(postings))}
         sizes = np.array([len(postings[t]) for t in vocab], dtype=np.int64)
@@ -44,7 +48,19 @@ class BM25:
             plist = postings[t]  # doc ids ascending: docs were visited in order
             doc_ids[offsets[j]:offsets[j + 1]] = [p[0] for p in plist]
             tfs[offsets[j]:offsets[j + 1]] = [p[1] for p in plist]
-        return cls(vocab, offsets, doc_ids, tfs, np.array([len(d) for d in docs], dtype=np.float32), k1, b)
+        return cls(vocab, offsets, doc_ids, tfs, np.array(lengths, dtype=np.float32), k1, b)
+
+    def documents(self, keys: list[str]) -> dict[str, Counter]:
+        """Each document's term counts, by the key given for its position (inverts the postings)."""
+        tokens = list(self.vocab)
+        token_of = np.repeat(np.arange(len(tokens)), np.diff(self.offsets))
+        order = np.argsort(self.doc_ids, kind="stable")
+        bounds = np.searchsorted(self.doc_ids[order], np.arange(self.n + 1))
+        out = {}
+        for i, key in enumerate(keys):
+            sl = order[bounds[i]:bounds[i + 1]]
+            out[key] = Counter({tokens[t]: int(tf) for t, tf in zip(token_of[sl], self.tfs[sl])})
+        return out
 
     def df(self, token: str) -> int:
         j = self.vocab.get(token)

@@ -221,3 +221,30 @@ def test_search_ranks_by_the_model_when_there_is_one(counting_retriever):
     lengths = [len(h.passage.text) for h in ranked.hits]
     assert lengths == sorted(lengths) and {h.index for h in ranked.hits} == {h.index for h in plain.hits}
     assert ranked.confidence == pytest.approx(0.5) and ranked.hits[0].score == 1.0
+
+
+def test_rebuild_reuses_the_terms_of_unchanged_passages(kb_dir, tmp_path, monkeypatch):
+    import index_builder.builder as builder
+    from index_builder.tokens import Tokenizer
+
+    out = tmp_path / "index"
+    build_index(kb_dir, out, CountingEncoder(), progress=False)
+    guide = next((kb_dir / "guides").glob("*.yml"))
+    guide.write_text(guide.read_text(encoding="utf-8").replace("scope: ", "scope: 新增说明。", 1), encoding="utf-8")
+    calls = []
+
+    class CountingTokenizer(Tokenizer):
+        def tokens(self, text):
+            calls.append(text)
+            return super().tokens(text)
+
+    monkeypatch.setattr(builder, "Tokenizer", CountingTokenizer)
+    build_index(kb_dir, out, CountingEncoder(), progress=False)
+    assert len(calls) == 1 and "新增说明" in calls[0]  # only the changed passage was tokenised
+    fresh = tmp_path / "fresh"
+    monkeypatch.setattr(builder, "Tokenizer", Tokenizer)
+    build_index(kb_dir, fresh, CountingEncoder(), progress=False)
+    a = Retriever(out, encoder=CountingEncoder(), model=None)
+    b = Retriever(fresh, encoder=CountingEncoder(), model=None)
+    for q in ("新增说明", "结婚登记要带什么材料", "营业执照"):
+        assert np.allclose(a.bm25.scores(a.tokenizer.tokens(q)), b.bm25.scores(b.tokenizer.tokens(q)))
