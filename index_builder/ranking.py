@@ -96,10 +96,12 @@ class RankingModel:
     def save(self, folder: Path | None = None) -> Path:
         folder = folder or MODELS_DIR / self.encoder
         folder.mkdir(parents=True, exist_ok=True)
+        def short(x: np.ndarray) -> list[float]:
+            return [round(float(v), 6) for v in np.ravel(x)]
         data = {"encoder": self.encoder, "encoder_version": self.encoder_version, "features": list(FEATURES),
-                "weights": self.weights.round(6).tolist(), "bias": round(self.bias, 6),
-                "mean": self.mean.round(6).tolist(), "scale": self.scale.round(6).tolist(),
-                "conf_features": list(CONF_FEATURES), "conf_weights": self.conf_weights.round(6).tolist(),
+                "weights": short(self.weights), "bias": round(self.bias, 6),
+                "mean": short(self.mean), "scale": short(self.scale),
+                "conf_features": list(CONF_FEATURES), "conf_weights": short(self.conf_weights),
                 "conf_bias": round(self.conf_bias, 6), "threshold": round(self.threshold, 4),
                 "adapter": "adapter.npy" if self.adapter is not None else None, "meta": self.meta}
         (folder / "ranking.json").write_text(json.dumps(data, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")

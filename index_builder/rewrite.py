@@ -21,9 +21,15 @@ _TAIL = re.compile(r"(?:\s|[，,。.！!？?、~～])*(?:" + "|".join(map(re.esc
                    re.IGNORECASE)
 
 
+# Phone, ID and bank-card numbers, clear or masked ("138****5678"): personal data, never the
+# topic of a question, and tokens no passage holds (they would read as rare unmatched words).
+_PERSONAL_NUMBER = re.compile(r"(?<![0-9])[0-9][0-9*＊xX]{5,}[0-9xX](?![0-9])")
+
+
 def strip_filler(text: str) -> str:
-    """The query without leading or trailing filler phrases (repeatedly: "你好，请问一下，…")."""
-    out = text
+    """The query without personal numbers and without leading or trailing filler phrases
+    (repeatedly: "你好，请问一下，…")."""
+    out = _PERSONAL_NUMBER.sub(" ", text).strip() or text
     for _ in range(4):
         stripped = _TAIL.sub("", _EDGE.sub("", out))
         if stripped == out:

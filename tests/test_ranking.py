@@ -52,6 +52,9 @@ def test_bm25_arrays_score_as_the_formula_and_survive_a_round_trip(tmp_path):
     ("客服电话是多少", "客服电话是多少"),  # a content word that merely looks like filler stays
     ("营业执照怎么办", "营业执照怎么办"),
     ("请问", "请问"),  # never rewritten to nothing
+    ("我手机138****5678，开个小饭店要准备啥", "我手机 ，开个小饭店要准备啥"),  # personal numbers are no topic
+    ("身份证310229199001011234丢了", "身份证 丢了"),
+    ("12345热线电话", "12345热线电话"),  # a short number stays
 ])
 def test_filler_is_stripped_at_the_edges_only(text, expected):
     assert strip_filler(text) == expected
