@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from index_builder import learning
+from index_builder import learning, ranking
 from index_builder.evaluate import first_hit_rank, load_queries, metrics
 from index_builder.retriever import Query, Retriever
 
@@ -54,7 +54,7 @@ def prepared(r: Retriever, texts: list[str], tag: str) -> list[Query]:
     CACHE.mkdir(parents=True, exist_ok=True)
     key = hashlib.sha1(("\x1f".join(texts) + r.encoder.version).encode()).hexdigest()[:16]
     path = CACHE / f"{tag}-{key}.npy"
-    base = [r._lexical_query(t) for t in texts]
+    base = [r.prepare(t, embed=False) for t in texts]
     if path.exists():
         vecs = np.load(path)
     else:
@@ -80,11 +80,7 @@ def candidates(s: DevSet, adapter: np.ndarray | None, which: np.ndarray | None =
     out = {}
     for i in (range(len(s.queries)) if which is None else which.tolist()):
         q, exp = s.queries[i], s.expected[i]
-        vec = q.vector
-        if adapter is not None:
-            vec = vec + vec @ adapter
-            vec = (vec / max(float(np.linalg.norm(vec)), 1e-12)).astype(np.float32)
-        ids, d, b = s.retriever.gather(q.tokens, vec)
+        ids, d, b = s.retriever.gather(q.tokens, ranking.adapt(q.vector, adapter))
         if len(ids):
             feats = s.retriever.candidates(q, ids, d, b).features
             labels = np.array([s.retriever.passages[j].doc_id in exp for j in ids], dtype=np.int64)

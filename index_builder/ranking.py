@@ -45,6 +45,14 @@ def fuse(dense: np.ndarray, bm25: np.ndarray, dense_weight: float = 0.6) -> np.n
     return dense_weight * zscore(dense) + (1 - dense_weight) * zscore(bm25)
 
 
+def adapt(q: np.ndarray, adapter: np.ndarray | None) -> np.ndarray:
+    """The query adapter: q' = normalise(q + q·W); q itself without one."""
+    if adapter is None:
+        return q
+    out = q + q @ adapter
+    return (out / max(float(np.linalg.norm(out)), 1e-12)).astype(np.float32)
+
+
 @dataclass
 class Candidates:
     """What the re-ranker sees of one query: candidate passage indices and their features."""
@@ -79,10 +87,7 @@ class RankingModel:
     meta: dict = field(default_factory=dict)
 
     def adapt(self, q: np.ndarray) -> np.ndarray:
-        if self.adapter is None:
-            return q
-        out = q + q @ self.adapter
-        return (out / max(float(np.linalg.norm(out)), 1e-12)).astype(np.float32)
+        return adapt(q, self.adapter)
 
     def rerank(self, features: np.ndarray) -> np.ndarray:
         return ((features - self.mean) / self.scale) @ self.weights + self.bias

@@ -135,27 +135,24 @@ class Retriever:
 
     # ------------------------------------------------------------------ search
 
-    def prepare(self, query: str) -> "Query":
-        """Normalise, strip filler, tokenise and embed a query once; `search` and
-        `search_within` reuse it."""
+    def prepare(self, query: str, embed: bool = True) -> "Query":
+        """Normalise, strip filler, tokenise and (unless embed=False) embed a query once;
+        `search` and `search_within` reuse it."""
         text, truncated = normalize_query(query or "", MAX_QUERY_CHARS)
         if not is_meaningful(text):
             return Query(text, truncated, [], None)
         searched = strip_filler(text)
-        with self._lock:
-            qvec = self.encoder.encode_queries([searched])[0]
+        qvec = None
+        if embed:
+            with self._lock:
+                qvec = self.encoder.encode_queries([searched])[0]
         return Query(text, truncated, self.tokenizer.tokens(searched), qvec)
-
-    def _lexical_query(self, query: str) -> "Query":
-        text, truncated = normalize_query(query or "", MAX_QUERY_CHARS)
-        tokens = self.tokenizer.tokens(strip_filler(text)) if is_meaningful(text) else []
-        return Query(text, truncated, tokens, None)
 
     def search(self, query: "str | Query", k: int = 5, mode: str = "hybrid") -> SearchResult:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}")
         if isinstance(query, str):
-            query = self._lexical_query(query) if mode == "bm25" else self.prepare(query)
+            query = self.prepare(query, embed=mode != "bm25")
         text, truncated = query.text, query.truncated
         if not is_meaningful(text):
             return SearchResult(text, truncated=truncated, reason="empty", threshold=self.threshold)
@@ -163,7 +160,7 @@ class Retriever:
         ids, d, b = self.gather(query.tokens, qvec, mode)
         if not len(ids):
             return SearchResult(text, truncated=truncated, confidence=0.0, threshold=self.threshold)
-        hits, conf_features = self._rank(ids, d, b, mode, k, query)
+        hits, conf_features = self._rank(ids, d, b, mode, k, query, with_confidence=True)
         return SearchResult(text, hits, self._confidence(conf_features), truncated, threshold=self.threshold)
 
     def search_within(self, query: "str | Query", doc_ids: list[str], k: int = 5) -> list[Hit]:
@@ -209,7 +206,7 @@ class Retriever:
         return np.array([known[int(i)] for i in ids], dtype=np.float32)
 
     def _rank(self, ids: np.ndarray, d: np.ndarray, b: np.ndarray, mode: str, k: int,
-              query: "Query") -> tuple[list[Hit], np.ndarray]:
+              query: "Query", with_confidence: bool = False) -> tuple[list[Hit], np.ndarray | None]:
         if mode == "dense":
             final = d
         elif mode == "bm25":
@@ -223,7 +220,8 @@ class Retriever:
         lo, hi = float(final.min()), float(final.max())
         shown = (final - lo) / (hi - lo) if hi > lo else np.ones_like(final)
         hits = [Hit(self.passages[ids[j]], float(shown[j]), float(d[j]), float(b[j]), int(ids[j])) for j in order[:k]]
-        return hits, self.confidence_features(query, ids, final, d, order, mode)
+        conf = self.confidence_features(query, ids, final, d, order, mode) if with_confidence else None
+        return hits, conf
 
     def confidence_features(self, query: "Query", ids: np.ndarray, final: np.ndarray, d: np.ndarray,
                             order: np.ndarray, mode: str) -> np.ndarray:
