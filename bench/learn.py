@@ -90,7 +90,7 @@ def candidates(s: DevSet, adapter: np.ndarray | None, which: np.ndarray | None =
 
 def ranked(s: DevSet, i: int, cand, scores: np.ndarray) -> tuple[int | None, np.ndarray, bool]:
     """Rank of the expected doc, the confidence features, whether the top doc is right."""
-    ids, feats, labels, d = cand
+    ids, _, labels, d = cand
     order = np.argsort(-scores, kind="stable")
     docs = [s.retriever.passages[ids[j]].doc_id for j in order]
     conf = s.retriever.confidence_features(s.queries[i], ids, scores, d, order, "hybrid")
@@ -154,7 +154,7 @@ def cross_validate(sets: tuple[DevSet, ...], k: int) -> tuple[dict, dict]:
                 rank, x, right = ranked(s, i, c, reranker.score(c[1]))
                 o = oof[s.name]
                 o["rank"][i], o["right"][i] = rank, right and bool(s.expected[i])
-                o["conf"][i] = 1 / (1 + np.exp(-(x @ conf[0] + conf[1])))
+                o["conf"][i] = ranking.probability(conf[0], conf[1], x)
                 o["adapter_rank"][i] = ranked(s, i, c, c[3])[0] if s.expected[i] else None
         print(json.dumps({"fold": f, "done": True}), file=sys.stderr, flush=True)
     return oof, outer

@@ -76,7 +76,7 @@ class Reranker:
     scale: np.ndarray
 
     def score(self, features: np.ndarray) -> np.ndarray:
-        return ((features - self.mean) / self.scale) @ self.weights + self.bias
+        return ranking.linear(features, self.mean, self.scale, self.weights, self.bias)
 
 
 def fit_reranker(features: list[np.ndarray], labels: list[np.ndarray], l2: float = 1e-3,

@@ -45,6 +45,17 @@ def fuse(dense: np.ndarray, bm25: np.ndarray, dense_weight: float = 0.6) -> np.n
     return dense_weight * zscore(dense) + (1 - dense_weight) * zscore(bm25)
 
 
+def linear(features: np.ndarray, mean: np.ndarray, scale: np.ndarray, weights: np.ndarray, bias: float) -> np.ndarray:
+    """The re-ranker's score: a linear function of standardised features."""
+    return ((features - mean) / scale) @ weights + bias
+
+
+def probability(weights: np.ndarray, bias: float, x: np.ndarray) -> float:
+    """The confidence: a logistic function of the top answer's features."""
+    z = float(np.dot(weights, x) + bias)
+    return 1 / (1 + math.exp(-max(min(z, 50.0), -50.0)))
+
+
 def adapt(q: np.ndarray, adapter: np.ndarray | None) -> np.ndarray:
     """The query adapter: q' = normalise(q + q·W); q itself without one."""
     if adapter is None:
@@ -90,11 +101,10 @@ class RankingModel:
         return adapt(q, self.adapter)
 
     def rerank(self, features: np.ndarray) -> np.ndarray:
-        return ((features - self.mean) / self.scale) @ self.weights + self.bias
+        return linear(features, self.mean, self.scale, self.weights, self.bias)
 
     def confidence(self, conf_features: np.ndarray) -> float:
-        z = float(np.dot(self.conf_weights, conf_features) + self.conf_bias)
-        return 1 / (1 + math.exp(-max(min(z, 50.0), -50.0)))
+        return probability(self.conf_weights, self.conf_bias, conf_features)
 
     # ----------------------------------------------------------------- files
 
