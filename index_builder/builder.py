@@ -58,6 +58,8 @@ def build_index(source: Path | str, out: Path | str, encoder: Encoder | str = DE
     started = time.perf_counter()
     source, out = Path(source), Path(out)
     kb = load_sources([source, *extra]) if extra else load_source(source)  # raises before anything is written
+    for refused in kb.refused:
+        log(f"refused {refused.path}: {refused.reason}")
     passages = split(kb)
     for p in passages:  # external FAQ tables may be Traditional or full-width; our guides are not
         if p.kind == "faq":
@@ -92,7 +94,9 @@ def build_index(source: Path | str, out: Path | str, encoder: Encoder | str = DE
             "build_seconds": round(time.perf_counter() - started, 3),
             "source": str(source),
             "extra_sources": [str(e) for e in extra],
+            "refused": [{"path": r.path, "reason": r.reason} for r in kb.refused],
             "counts": {"guides": len(kb.guides), "policy_sections": len(kb.policies), "faq_rows": len(kb.faqs),
+                       "documents": len(kb.documents), "refused": len(kb.refused),
                        "passages": len(passages), "embedded": embedded, "reused": len(passages) - embedded,
                        "user_terms": len(terms)},
         }

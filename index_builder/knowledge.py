@@ -15,6 +15,8 @@ from typing import Any
 
 import yaml
 
+from .documents import Document, DocumentRefused, is_document, link_versions, load_document
+
 CHANNELS = ("窗口办理", "网上办理", "全程网办", "零跑动", "全市通办", "长三角跨省通办")
 AUDIENCES = ("个人", "法人")
 MATERIAL_FORMS = ("原件", "复印件", "原件和复印件", "电子")
@@ -95,6 +97,8 @@ class KnowledgeBase:
     guides: list[Guide] = field(default_factory=list)
     policies: list[PolicySection] = field(default_factory=list)
     faqs: list[FaqRow] = field(default_factory=list)
+    documents: list[Document] = field(default_factory=list)  # PDF, Word, HTML, spreadsheets, Markdown
+    refused: list[DocumentRefused] = field(default_factory=list)  # files that could not be read, with why
 
 
 # ---------------------------------------------------------------- field checks
@@ -332,26 +336,83 @@ def load_faq_table(path: Path) -> list[FaqRow]:
 # ---------------------------------------------------------------- whole knowledge base
 
 
+KB_FOLDERS = ("guides", "policies", "faq", "documents")
+
+
 def load_source(source: Path | str) -> KnowledgeBase:
-    """Load a knowledge-base folder (guides/, policies/, faq/) or a single FAQ table."""
+    """Load a knowledge-base folder (guides/, policies/, faq/, documents/), a folder of
+    documents (PDF, Word, HTML, spreadsheets, Markdown, text, in any subfolders), a FAQ table
+    or one document. An unreadable document is refused with its reason (kb.refused) rather
+    than stopping the build; an invalid guide or FAQ table stops it."""
     source = Path(source)
     if not source.exists():
         raise KnowledgeError(source, "(source)", "does not exist")
     kb = KnowledgeBase()
     if source.is_file():
-        kb.faqs = load_faq_table(source)
+        if source.suffix.lower() in (".tsv", ".jsonl") or (source.suffix.lower() == ".csv" and _is_faq_csv(source)):
+            kb.faqs = load_faq_table(source)
+        else:
+            _add_documents(kb, [source])
+            if not kb.documents:
+                raise KnowledgeError(source, "(file)", kb.refused[0].reason if kb.refused else "is not a document")
         return kb
-    for path in sorted((source / "guides").glob("*.yml")) + sorted((source / "guides").glob("*.yaml")):
-        kb.guides.append(load_guide(path))
-    for path in sorted((source / "policies").glob("*.txt")):
-        kb.policies.extend(parse_plan(path))
-    faq_dir = source / "faq"
-    for path in sorted(p for p in faq_dir.glob("*") if p.suffix.lower() in FAQ_SUFFIXES):
-        kb.faqs.extend(load_faq_table(path))
+    if any((source / name).is_dir() for name in KB_FOLDERS):
+        for path in sorted((source / "guides").glob("*.yml")) + sorted((source / "guides").glob("*.yaml")):
+            kb.guides.append(load_guide(path))
+        for path in sorted((source / "policies").glob("*.txt")):
+            kb.policies.extend(parse_plan(path))
+        faq_dir = source / "faq"
+        for path in sorted(p for p in faq_dir.glob("*") if p.suffix.lower() in FAQ_SUFFIXES):
+            kb.faqs.extend(load_faq_table(path))
+        documents_dir = source / "documents"
+    else:
+        documents_dir = source
+    if documents_dir.is_dir():
+        _add_documents(kb, sorted(p for p in documents_dir.rglob("*") if p.is_file() and is_document(p)))
     _check_unique_ids(kb)
-    if not (kb.guides or kb.policies or kb.faqs):
-        raise KnowledgeError(source, "(source)", "holds no guides/*.yml, policies/*.txt or faq/* tables")
+    link_versions(kb.documents)
+    if not (kb.guides or kb.policies or kb.faqs or kb.documents or kb.refused):
+        raise KnowledgeError(source, "(source)", "holds no guides/*.yml, policies/*.txt, faq/* tables or documents")
     return kb
+
+
+def _is_faq_csv(path: Path) -> bool:
+    """A CSV with id and answer columns is a FAQ table of ours; any other CSV is a document."""
+    try:
+        with path.open(encoding="utf-8", newline="") as fh:
+            header = next(csv.reader(fh), [])
+    except (OSError, UnicodeDecodeError):
+        return False
+    return "id" in header and "answer" in header
+
+
+def _add_documents(kb: KnowledgeBase, paths: list[Path]) -> None:
+    for path in paths:
+        try:
+            doc = load_document(path)
+        except DocumentRefused as refused:
+            kb.refused.append(refused)
+            continue
+        if doc.layout == "faq":
+            kb.faqs.extend(_faq_rows(doc))
+        else:
+            kb.documents.append(doc)
+
+
+def _faq_rows(doc: Document) -> list[FaqRow]:
+    """A question/answer spreadsheet: one FAQ row per line, id '<file>-<row>'."""
+    from .documents import ANSWER_COLUMNS, QUESTION_COLUMNS
+
+    out = []
+    for block in doc.blocks:
+        if not block.row:
+            continue
+        lowered = {k.strip().lower(): v for k, v in block.cells}
+        question = next((lowered[c] for c in QUESTION_COLUMNS if c in lowered), "")
+        answer = next((lowered[c] for c in ANSWER_COLUMNS if c in lowered), "")
+        if answer:
+            out.append(FaqRow(f"{doc.doc_id}-{block.row}", question, answer, doc.path))
+    return out
 
 
 def load_sources(sources: list[Path | str]) -> KnowledgeBase:
@@ -363,14 +424,17 @@ def load_sources(sources: list[Path | str]) -> KnowledgeBase:
         kb.guides.extend(part.guides)
         kb.policies.extend(part.policies)
         kb.faqs.extend(part.faqs)
+        kb.documents.extend(part.documents)
+        kb.refused.extend(part.refused)
     _check_unique_ids(kb)
+    link_versions(kb.documents)  # a newer version may come from another folder
     return kb
 
 
 def _check_unique_ids(kb: KnowledgeBase) -> None:
     seen: dict[str, str] = {}
     items = [(g.id, g.path) for g in kb.guides] + [(p.doc_id, p.document) for p in kb.policies] \
-        + [(f.doc_id, f.source) for f in kb.faqs]
+        + [(f.doc_id, f.source) for f in kb.faqs] + [(d.doc_id, d.path) for d in kb.documents]
     for doc_id, where in items:
         if doc_id in seen:
             raise KnowledgeError(where, "id", f"'{doc_id}' is also used by {seen[doc_id]}")

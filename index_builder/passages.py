@@ -5,6 +5,9 @@ import hashlib
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .documents import Document
+from .documents.metadata import cited_title
+from .documents.structure import sections as document_sections
 from .knowledge import FaqRow, Guide, KnowledgeBase, Material, PolicySection
 
 # Section names, as a citation shows them: 《title》section.
@@ -35,10 +38,20 @@ class Passage:
             # an answer-only FAQ row: name its table and row id, not a bare id as a title
             stem = self.meta["source"].replace("\\", "/").rsplit("/", 1)[-1].rsplit(".", 1)[0]
             return f"《{stem}》{self.section}（{self.doc_id}）"
-        return f"《{self.title}》{self.section}"
+        return f"《{self.title}》{self.section}" + _document_note(self.meta)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def _document_note(meta: dict[str, Any]) -> str:
+    """（第5页，沪住建规范〔2023〕2号，2023-05）: where in a published document, and which one."""
+    parts = []
+    pages = meta.get("pages")
+    if pages:
+        parts.append(f"第{pages[0]}页" if pages[0] == pages[1] else f"第{pages[0]}–{pages[1]}页")
+    parts += [meta[k] for k in ("doc_number", "date") if meta.get(k)]
+    return f"（{'，'.join(parts)}）" if parts else ""
 
 
 def material_line(m: Material) -> str:
@@ -93,12 +106,54 @@ def faq_passage(row: FaqRow) -> Passage:
     return Passage(row.doc_id, row.question or row.doc_id, "问答", text, "faq", {"source": row.source})
 
 
+DOCUMENT_META = ("doc_number", "issuer", "date", "url", "status", "valid_until", "replaces", "superseded_by")
+
+
+def document_passages(doc: Document) -> list[Passage]:
+    """One passage per citable section of a published document (an article, an outline item,
+    a window of a long one), or per few rows of a table. Metadata travels with each, so a
+    citation names the 文号 and an answer can say the document has expired."""
+    title = cited_title(doc.meta.title)
+    base = {k: getattr(doc.meta, k) for k in DOCUMENT_META if getattr(doc.meta, k)}
+    base.update(format=doc.format, source=doc.path, document=doc.meta.title)
+    if doc.layout == "table":
+        return _table_passages(doc, title, base)
+    out = []
+    notice = "印发通知" if title != doc.meta.title.strip() else "正文"
+    for s in document_sections(doc.blocks):
+        meta = dict(base, heading_path=list(s.path), keys=list(s.keys))
+        if s.pages:
+            meta["pages"] = list(s.pages)
+        if s.window:
+            meta["window"] = s.window
+        out.append(Passage(doc.doc_id, title, s.locator or notice, s.text, "policy", meta))
+    return out
+
+
+TABLE_ROWS = 8
+
+
+def _table_passages(doc: Document, title: str, base: dict[str, Any]) -> list[Passage]:
+    """A list (materials, fees, offices) in runs of rows; the header travels with each run."""
+    out = []
+    rows = [b for b in doc.blocks if b.row]
+    for start in range(0, len(rows), TABLE_ROWS):
+        run = rows[start: start + TABLE_ROWS]
+        sheet = run[0].sheet if run[0].sheet and run[0].sheet not in ("Sheet1", "工作表1") else ""
+        section = f"{sheet}第{run[0].row}–{run[-1].row}行" if len(run) > 1 else f"{sheet}第{run[0].row}行"
+        out.append(Passage(doc.doc_id, title, section, "\n".join(b.text for b in run), "policy",
+                           dict(base, rows=[run[0].row, run[-1].row], sheet=run[0].sheet)))
+    return out
+
+
 def split(kb: KnowledgeBase) -> list[Passage]:
     out: list[Passage] = []
     for g in kb.guides:
         out.extend(guide_passages(g))
     out.extend(policy_passage(p) for p in kb.policies)
     out.extend(faq_passage(r) for r in kb.faqs)
+    for doc in kb.documents:
+        out.extend(document_passages(doc))
     return out
 
 
@@ -106,6 +161,9 @@ def index_text(p: Passage) -> str:
     """What the indexes see: the title travels with every section, so 'materials for X' matches."""
     if p.kind == "faq":
         return p.text
+    path = p.meta.get("heading_path")
+    if path:  # a document's section: its chapter and heading words belong to it
+        return f"{p.title} {' '.join(path)}\n{p.text}"
     return f"{p.title} {p.section}\n{p.text}"
 
 
