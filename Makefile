@@ -20,13 +20,13 @@ INDEX := build/indexes/kb
 MODEL := build/models/assistant.tar.gz
 GEN_NLU := bot/data/nlu/generated_bundles.yml
 BOT_INPUTS := config.yml $(GEN_NLU) $(filter-out $(GEN_NLU),$(shell find bot -name '*.yml' 2>/dev/null))
-KB_INPUTS := $(shell find knowledge_base/guides knowledge_base/policies knowledge_base/faq -type f 2>/dev/null)
+KB_INPUTS := $(shell find knowledge_base/guides knowledge_base/policies knowledge_base/faq knowledge_base/documents -type f 2>/dev/null)
 
 # No model hub at run time, here or on a government intranet.
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: help setup index train run serve chat-offline query test test-py test-bot eval bench bench-scale learn validate clean \
+.PHONY: help setup index train run serve chat-offline query test test-py test-bot eval bench bench-scale bench-policies learn validate add-document clean \
         voice-model voice bench-voice system-deps bench-dialogues intake-model intake-eval
 
 help:
@@ -41,8 +41,12 @@ help:
 	@echo "make bench     dense / BM25 / hybrid / hybrid + re-ranker on the guide, NCP, held-out and"
 	@echo "               out-of-scope sets, latency and the out-of-fold confidence table"
 	@echo "make bench-scale  index build time, memory and latency at 5k / 50k / 200k passages"
+	@echo "make bench-policies  document and passage recall, citations and latency over the 40 Shanghai"
+	@echo "               documents in ../shared/policies/shanghai (bench/data/policy_questions.tsv)"
+	@echo "make add-document FILE=a.pdf [REPLACE=1]  validate a document, add it to build/documents and"
+	@echo "               rebuild the served index incrementally (the running assistant picks it up)"
 	@echo "make learn     refit the ranking model (adapter, re-ranker, confidence) on the dev sets"
-	@echo "make validate  check every knowledge-base file against the schema"
+	@echo "make validate  check every knowledge-base file and served document; lists refused files with why"
 	@echo "make intake-model [TICKETS=FILE]  train the 诉求 classifier (TSV text<TAB>category; default: the example table)"
 	@echo "make intake-eval TEST=FILE [MODEL=DIR]  accuracy, macro-F1 and per-category figures as one JSON line"
 	@echo "make bench-dialogues  multi-turn dialogues (follow-ups, switches, clarifying questions) through"
@@ -79,10 +83,20 @@ EXTRA_SOURCES := $(strip $(shell cat $(SOURCES_FILE) 2>/dev/null))
 EXTRA_INPUTS := $(foreach s,$(EXTRA_SOURCES),$(if $(wildcard $(s)/.),$(shell find $(s) -type f),$(s)))
 
 $(INDEX)/manifest.json: $(VENV)/.installed $(KB_INPUTS) $(EXTRA_INPUTS) $(wildcard $(SOURCES_FILE)) \
-                        $(wildcard index_builder/*.py)
+                        $(wildcard index_builder/*.py index_builder/documents/*.py)
 	$(PY) -m index_builder build --source knowledge_base $(foreach s,$(EXTRA_SOURCES),--extra $(s)) --out $(INDEX)
 
 index: $(INDEX)/manifest.json
+
+# Add a document (PDF, .docx, HTML, .xlsx, CSV, Markdown, text) to the served knowledge base:
+# validated, copied to build/documents, index rebuilt incrementally and switched atomically;
+# the running assistant answers from it on the next question. `make add-document FILE=a.pdf`
+DOCUMENTS := build/documents
+add-document: $(INDEX)/manifest.json
+	@test -n "$(FILE)" || { echo "usage: make add-document FILE=path/to/document.pdf [REPLACE=1]" >&2; exit 2; }
+	$(PY) -m index_builder add $(FILE) --to $(DOCUMENTS) --index $(INDEX) $(if $(REPLACE),--replace)
+	@grep -qx "$(DOCUMENTS)" $(SOURCES_FILE) 2>/dev/null || { mkdir -p build; \
+	  printf '%s\n' $(EXTRA_SOURCES) $(DOCUMENTS) > $(SOURCES_FILE); }
 
 build/jieba/userdict.txt: $(INDEX)/manifest.json
 	mkdir -p build/jieba && cp $(INDEX)/userdict.txt $@
@@ -171,7 +185,7 @@ test-bot: $(MODEL) $(GEN_NLU)
 	  else echo "no docker compose client: compose check skipped"; exit 0; fi && echo "docker-compose.yml: valid"
 
 validate: setup
-	$(PY) -m index_builder validate --source knowledge_base
+	$(PY) -m index_builder validate --source knowledge_base $(foreach s,$(EXTRA_SOURCES),--source $(s))
 
 eval: index
 	$(PY) -m index_builder eval --index $(INDEX) --queries knowledge_base/eval/questions.tsv
@@ -188,6 +202,10 @@ bench: setup
 # build time, memory, latency and incremental rebuilds at 5k / 50k / 200k passages
 bench-scale: setup
 	$(PY) -m bench.scale
+
+# the 40 Shanghai documents (read in place from ../shared) with the bench's 169 questions
+bench-policies: setup
+	$(PY) -m bench.policies
 
 # refit the query adapter, re-ranker and confidence on the dev sets (writes index_builder/models/)
 learn: setup

@@ -32,6 +32,13 @@ def retriever() -> Retriever | None:
     """The loaded retriever, or None when the index is not usable (see `problem()`)."""
     global _retriever, _problem
     with _lock:
+        if _retriever is not None and _retriever.stale():
+            try:  # a rebuilt index (a document added): serve it without a restart
+                _retriever = _retriever.reloaded()
+                log.info("index reloaded from %s (%d passages)", INDEX_DIR, len(_retriever.passages))
+            except (IndexNotReady, ValueError) as exc:  # keep serving the build already loaded
+                log.error("rebuilt index not loaded, keeping the previous one: %s", exc)
+                _retriever.build = os.path.realpath(INDEX_DIR)
         if _retriever is None:
             try:
                 _retriever = Retriever(INDEX_DIR)

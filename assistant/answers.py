@@ -14,6 +14,7 @@ from typing import Any
 from index_builder.passages import BASIS, CHANNELS, CONTACT, MATERIALS, PROCESS, TIME_FEE, Passage
 from index_builder.retriever import Retriever, SearchResult
 
+from index_builder.documents.metadata import DocumentMeta, expiry
 from index_builder.aspects import ASPECT_LABEL, ASPECT_SECTION, SECTION_ASPECT, asked_aspect
 from .understanding import short_title
 
@@ -100,7 +101,7 @@ def _body(p: Passage, aspect: str | None = None) -> str:
     if p.section.startswith("常见问题"):
         return next((i[2:] for i in items if i.startswith("答：")), items[-1] if items else "")
     if p.kind == "policy":
-        return _first_sentences(p.text.replace("\n", ""), MAX_ITEM_CHARS * 2)
+        return _first_sentences(_without_heading(p).replace("\n", ""), MAX_ITEM_CHARS * 2)
     if p.section == MATERIALS:  # names only; details are one tap away in the sources
         items = [i.split("，")[0] + ("（可免于提交）" if "免于提交" in i else "") for i in items]
         more = "等" if len(items) > 4 else ""
@@ -108,6 +109,38 @@ def _body(p: Passage, aspect: str | None = None) -> str:
     shown = [i.rstrip("。；") for i in items[:MAX_SENTENCES]]
     more = "等" if len(items) > MAX_SENTENCES else ""
     return "；".join(shown) + f"{more}。"
+
+
+def validity_note(p: Passage) -> str:
+    """For an answer from a published document: that it has expired or was replaced, or
+    which earlier document it replaced. Judged today, since validity runs out with time."""
+    m = p.meta
+    if p.kind != "policy" or not any(m.get(k) for k in ("status", "valid_until", "replaces", "superseded_by")):
+        return ""
+    expired = expiry(DocumentMeta(status=m.get("status"), valid_until=m.get("valid_until")))
+    newer = m.get("superseded_by")
+    if expired or newer:
+        note = f"请注意：{expired or '该文件已有新版本'}"
+        if newer:
+            note += f"，已被{m.get('superseded_by_title') or newer}替代"
+        return note + "，请以现行规定为准。"
+    if m.get("replaces"):
+        return f"本文件替代了{m['replaces']}。"
+    return ""
+
+
+_LEADING_LABEL = re.compile(r"^(第[零〇一二三四五六七八九十百\d]+条|[一二三四五六七八九十]+、|[（(][一二三四五六七八九十\d]+[）)]|"
+                            r"\d{1,2}[.．、])\s*(?:[【（(][^】）)]{1,30}[】）)])?\s*")
+
+
+def _without_heading(p: Passage) -> str:
+    """A document section's words without the number and heading the citation already shows."""
+    if "heading_path" not in p.meta:
+        return p.text
+    lines = [l for l in p.text.splitlines() if l.strip()]
+    while len(lines) > 1 and len(lines[0]) <= 40 and not re.search(r"[。；]$", lines[0]):
+        lines = lines[1:]  # 第三章 总则 / 一、补贴内容: headings, not the answer
+    return _LEADING_LABEL.sub("", "\n".join(lines), count=1)
 
 
 def _where_and_phone(retriever: Retriever, p: Passage, audience: str) -> str:
@@ -174,6 +207,9 @@ def answer_from(retriever: Retriever, p: Passage, score: float, *, aspect: str |
     """A confident answer from one passage: the fact asked for, then where and whom to call."""
     body = _body(p, aspect)
     text = f"根据{p.citation}：{body}"
+    note = validity_note(p)
+    if note:
+        text += ("" if body.endswith(("。", "！", "？", "……")) else "。") + note
     tail = _where_and_phone(retriever, p, audience)
     if tail:
         text += ("" if body.endswith(("。", "！", "？", "……")) else "。") + tail
@@ -188,7 +224,7 @@ def answer_from(retriever: Retriever, p: Passage, score: float, *, aspect: str |
 def unsure(result: SearchResult, audience: str = "citizen") -> Answer:
     sources = [_source(h.passage, h.score) for h in result.hits[:3]]
     tops = result.top_docs()[:3]
-    titles = [f"《{h.passage.title}》" for h in tops]
+    titles = _distinct_titles([h.passage for h in tops])
     if audience == "agent":
         text = (f"这个问题没有找到有把握的办事指南，最接近的是：{'、'.join(titles)}。"
                 "建议先向来电人确认具体要办理的事项，或按规定转交相关部门。")
@@ -199,8 +235,18 @@ def unsure(result: SearchResult, audience: str = "citizen") -> Answer:
         text = (f"这个问题我不太确定。和您的问题最接近的是：{'、'.join(titles)}。"
                 f"您可以换个说法再问，也可以转人工或拨打市民服务热线{HOTLINE}{extra}。")
         buttons = [{"title": "转人工", "payload": "/request_human"}]
-    buttons += [{"title": t, "payload": f"{t.strip('《》')}怎么办理"} for t in titles[:2]]
+    buttons += [{"title": t, "payload": f"{h.passage.title}怎么办理"} for t, h in zip(titles[:2], tops)]
     return Answer(text, False, _new_id(), sources, buttons, {"kind": "unsure", "mode": "fresh"})
+
+
+def _distinct_titles(passages: list[Passage]) -> list[str]:
+    """《title》 per document; two versions of one regulation are told apart by their 文号."""
+    names = [f"《{p.title}》" for p in passages]
+    twice = {n for n in names if names.count(n) > 1}
+    for i, p in enumerate(passages):
+        if names[i] in twice and (p.meta.get("doc_number") or p.meta.get("date")):
+            names[i] += f"（{p.meta.get('doc_number') or p.meta.get('date')}）"
+    return names
 
 
 def ask_what(aspect: str | None = None) -> Answer:

@@ -62,7 +62,7 @@ def has_locator(hit) -> bool:
 
 
 def run(retriever: Retriever, questions: list[dict[str, str]], misses: int = 0) -> dict:
-    doc_r1 = doc_r5 = pas_r1 = pas_r5 = cited = 0
+    doc_r1 = doc_r5 = pas_r1 = pas_r5 = cited = answered = answered_right = 0
     rr, times, missed = [], [], []
     by_persona: dict[str, list[int]] = {}
     for q in questions:
@@ -80,6 +80,9 @@ def run(retriever: Retriever, questions: list[dict[str, str]], misses: int = 0) 
         rank = next((i for i, o in enumerate(ok[:10], 1) if o), None)
         rr.append(1 / rank if rank else 0.0)
         cited += bool(hits) and has_locator(hits[0])
+        if result.confident:  # what the assistant would answer rather than hand off
+            answered += 1
+            answered_right += bool(docs[:1] == [q["doc_id"]])
         by_persona.setdefault(q["persona"], []).append(int(any(ok[:K])))
         if misses and not any(ok[:K]) and len(missed) < misses:
             missed.append({"q": q["question"], "want": f"{q['doc_id']} {q['locator']}",
@@ -88,6 +91,8 @@ def run(retriever: Retriever, questions: list[dict[str, str]], misses: int = 0) 
     out = {"questions": n, "doc_recall@1": round(doc_r1 / n, 3), "doc_recall@5": round(doc_r5 / n, 3),
            "passage_recall@1": round(pas_r1 / n, 3), "passage_recall@5": round(pas_r5 / n, 3),
            "passage_mrr@10": round(float(np.mean(rr)), 3), "cited_with_locator": round(cited / n, 3),
+           "answered_confidently": round(answered / n, 3),
+           "right_doc_when_answered": round(answered_right / answered, 3) if answered else None,
            "p50_ms": round(float(np.percentile(times, 50)), 1), "p95_ms": round(float(np.percentile(times, 95)), 1),
            "passage_recall@5_by_persona": {p: round(float(np.mean(v)), 3) for p, v in sorted(by_persona.items())}}
     if missed:

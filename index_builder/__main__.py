@@ -5,6 +5,7 @@
     python -m index_builder query --index indexes/kb "开个小饭店要准备啥"
     python -m index_builder eval --index indexes/kb --queries knowledge_base/eval/questions.tsv
     python -m index_builder validate --source knowledge_base
+    python -m index_builder add 新政策.pdf --to build/documents --index build/indexes/kb
 """
 from __future__ import annotations
 
@@ -43,6 +44,11 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--mode", default="hybrid", choices=MODES)
     v = sub.add_parser("validate", help="check every knowledge-base file against the schema")
     v.add_argument("--source", required=True, type=Path, action="append")
+    a = sub.add_parser("add", help="add documents to a documents folder and rebuild the index incrementally")
+    a.add_argument("files", nargs="+", type=Path, help="PDF, .docx, HTML, .xlsx, CSV, Markdown or text files")
+    a.add_argument("--to", type=Path, default=Path("build/documents"), help="the deployment's documents folder")
+    a.add_argument("--index", type=Path, default=Path("build/indexes/kb"), help="the served index to rebuild")
+    a.add_argument("--replace", action="store_true", help="replace a document of the same name")
     return ap
 
 
@@ -78,6 +84,18 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps({"index": str(report.index_dir), "passages": report.passages,
                               "embedded": report.embedded, "reused": report.reused,
                               "seconds": round(report.seconds, 2)}, ensure_ascii=False))
+        elif args.command == "add":
+            from .documents import DocumentRefused
+            from .upload import add_documents
+
+            try:
+                report = add_documents(args.files, args.to, args.index, replace=args.replace,
+                                       log=lambda m: print(m, file=sys.stderr))
+            except (DocumentRefused, FileExistsError) as exc:
+                print(f"refused: {exc}（未做任何改动）", file=sys.stderr)
+                return 2
+            print(json.dumps({"added": report.added, "passages": report.passages, "embedded": report.embedded,
+                              "index_passages": report.total, "seconds": round(report.seconds, 2)}, ensure_ascii=False))
         elif args.command == "query":
             from .retriever import Retriever
 

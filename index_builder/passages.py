@@ -106,7 +106,8 @@ def faq_passage(row: FaqRow) -> Passage:
     return Passage(row.doc_id, row.question or row.doc_id, "问答", text, "faq", {"source": row.source})
 
 
-DOCUMENT_META = ("doc_number", "issuer", "date", "url", "status", "valid_until", "replaces", "superseded_by")
+DOCUMENT_META = ("doc_number", "issuer", "date", "url", "status", "valid_until", "replaces", "superseded_by",
+                 "superseded_by_title")
 
 
 def document_passages(doc: Document) -> list[Passage]:
@@ -126,7 +127,8 @@ def document_passages(doc: Document) -> list[Passage]:
             meta["pages"] = list(s.pages)
         if s.window:
             meta["window"] = s.window
-        out.append(Passage(doc.doc_id, title, s.locator or notice, s.text, "policy", meta))
+        section = s.locator if s.keys or s.locator not in ("", doc.meta.title, title) else notice
+        out.append(Passage(doc.doc_id, title, section, s.text, "policy", meta))
     return out
 
 
@@ -139,7 +141,7 @@ def _table_passages(doc: Document, title: str, base: dict[str, Any]) -> list[Pas
     rows = [b for b in doc.blocks if b.row]
     for start in range(0, len(rows), TABLE_ROWS):
         run = rows[start: start + TABLE_ROWS]
-        sheet = run[0].sheet if run[0].sheet and run[0].sheet not in ("Sheet1", "工作表1") else ""
+        sheet = run[0].sheet if run[0].sheet and run[0].sheet not in ("Sheet", "Sheet1", "工作表1") else ""
         section = f"{sheet}第{run[0].row}–{run[-1].row}行" if len(run) > 1 else f"{sheet}第{run[0].row}行"
         out.append(Passage(doc.doc_id, title, section, "\n".join(b.text for b in run), "policy",
                            dict(base, rows=[run[0].row, run[-1].row], sheet=run[0].sheet)))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import threading
 import zipfile
 from dataclasses import dataclass, field
@@ -96,6 +97,7 @@ class Retriever:
     def __init__(self, index_dir: Path | str, encoder: Encoder | None = None,
                  model: "ranking.RankingModel | None | str" = "auto"):
         self.index_dir = Path(index_dir)
+        self.build = os.path.realpath(self.index_dir)  # the build folder the index link points at
         self.manifest = self._read_manifest()
         try:
             self.passages = [Passage(**{k: v for k, v in json.loads(line).items() if k != "key"})
@@ -120,6 +122,14 @@ class Retriever:
             self._by_doc.setdefault(p.doc_id, []).append(i)
         self._length = np.array([len(p.text) for p in self.passages], dtype=np.float32)
         self._title_tokens: dict[str, frozenset[str]] = {}
+
+    def stale(self) -> bool:
+        """A rebuild (an uploaded document) has switched the index link to a newer build."""
+        return os.path.realpath(self.index_dir) != self.build
+
+    def reloaded(self) -> "Retriever":
+        """The newer build, reusing the loaded encoder when it is the same one."""
+        return Retriever(self.index_dir, encoder=self.encoder)
 
     def _read_manifest(self) -> dict:
         path = self.index_dir / MANIFEST
@@ -215,6 +225,7 @@ class Retriever:
             final = self.model.rerank(self.candidates(query, ids, d, b).features)
         else:
             final = ranking.fuse(d, b)
+        final = self._newer_first(ids, final, query.text)
         order = np.argsort(-final, kind="stable")
         # Shown scores are 0..1 within this query's candidates (the dialogue compares gaps).
         lo, hi = float(final.min()), float(final.max())
@@ -222,6 +233,30 @@ class Retriever:
         hits = [Hit(self.passages[ids[j]], float(shown[j]), float(d[j]), float(b[j]), int(ids[j])) for j in order[:k]]
         conf = self.confidence_features(query, ids, final, d, order, mode) if with_confidence else None
         return hits, conf
+
+    def _newer_first(self, ids: np.ndarray, final: np.ndarray, text: str) -> np.ndarray:
+        """A document that a newer version of the same regulation supersedes ranks just below
+        that version's best passage, unless the question names it (its year or 文号)."""
+        old = {}
+        for j, i in enumerate(ids.tolist()):
+            newer = self.passages[i].meta.get("superseded_by")
+            if newer:
+                old.setdefault(self.passages[i].doc_id, (newer, []))[1].append(j)
+        if not old:
+            return final
+        final = final.copy()
+        for doc_id, (newer, rows) in old.items():
+            meta = self.passages[ids[rows[0]]].meta
+            year, number = (meta.get("date") or "")[:4], meta.get("doc_number") or ""
+            if (year and year in text) or (number and number in text):
+                continue
+            best_new = [final[j] for j, i in enumerate(ids.tolist()) if self.passages[i].doc_id == newer]
+            if not best_new:
+                continue
+            lift = float(final[rows].max()) - float(max(best_new))
+            if lift >= 0:
+                final[rows] -= lift + 1e-4
+        return final
 
     def confidence_features(self, query: "Query", ids: np.ndarray, final: np.ndarray, d: np.ndarray,
                             order: np.ndarray, mode: str) -> np.ndarray:

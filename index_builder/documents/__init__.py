@@ -99,6 +99,8 @@ def link_versions(docs: list[Document]) -> None:
         newest = versions[-1]
         for old in versions[:-1]:
             old.meta.superseded_by = newest.doc_id
+            old.meta.superseded_by_title = f"《{metadata.cited_title(newest.meta.title)}》" + (
+                f"（{newest.meta.doc_number}）" if newest.meta.doc_number else "")
         if not newest.meta.replaces:
             newest.meta.replaces = "；".join(
                 f"《{metadata.cited_title(o.meta.title)}》" + (f"（{o.meta.doc_number}）" if o.meta.doc_number else "")

@@ -36,6 +36,7 @@ class DocumentMeta:
     valid_until: str | None = None  # YYYY-MM-DD
     replaces: str | None = None  # what this document replaces (title and 文号)
     superseded_by: str | None = None  # doc_id of a newer version of the same regulation
+    superseded_by_title: str | None = None  # 《…》（文号） of that version, for the reply
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v}

@@ -21,6 +21,18 @@ def _lines(text: str, **where) -> list[Block]:
     return [Block(line.strip(), **where) for line in text.splitlines() if line.strip()]
 
 
+# PDF fonts often map common characters to look-alike code points: 第⼀条 (KANGXI RADICAL ONE),
+# 建筑⼯程. NFKC of just those ranges gives the ordinary characters; NFKC of everything would
+# also turn full-width punctuation （，：） into ASCII.
+_COMPAT = re.compile("[\u2e80-\u2fdf\uf900-\ufaff]")
+
+
+def ordinary_characters(text: str) -> str:
+    import unicodedata
+
+    return _COMPAT.sub(lambda m: unicodedata.normalize("NFKC", m.group(0)), text)
+
+
 # ---------------------------------------------------------------- PDF
 
 
@@ -43,7 +55,7 @@ def read_pdf(path: Path) -> tuple[list[Block], dict[str, str]]:
                                     "可能是扫描件：请先做文字识别（OCR）或提供带文字的版本")
     blocks = []
     for number, text in enumerate(pages, 1):
-        blocks += [b for b in _lines(text, page=number) if not _PAGE_NUMBER.match(b.text)]
+        blocks += [b for b in _lines(ordinary_characters(text), page=number) if not _PAGE_NUMBER.match(b.text)]
     info = reader.metadata or {}
     meta = {"title": str(info.get("/Title") or "").strip()}
     return blocks, {k: v for k, v in meta.items() if v}

@@ -184,15 +184,23 @@ def _emit(node: Node, parents: list[Node], out: list[Section], max_chars: int) -
 
 
 def _add(chain: list[Node], lines: list[tuple[str, int | None]], out: list[Section], max_chars: int) -> None:
-    labels = tuple(n.label for n in chain if n.rank in CITABLE or n.rank == ATTACHMENT)
+    # a numbered 附件 is part of the address (附件1第三条); a sole 附件 is the regulation itself
+    labels = tuple(n.label for n in chain if n.rank in CITABLE or (n.rank == ATTACHMENT and n.label != "附件"))
     keys = tuple(n.key for n in chain if n.rank in CITABLE)
-    path = tuple(x for x in (f"{n.label}{n.title}" if n.rank >= 1 else n.title for n in chain) if x)
+    path = tuple(x for x in (_heading(n) for n in chain) if x)
     pages = [p for _, p in lines if p is not None]
     text = _join([t for t, _ in lines])
     pieces = _windows(text, max_chars) if len(text) > max_chars else [text]
     for i, piece in enumerate(pieces, 1 if len(pieces) > 1 else 0):
         span = _pages_of(piece, lines) if pages else None
         out.append(Section(labels, keys, path, piece, span, i))
+
+
+def _heading(n: Node) -> str:
+    if n.rank < 1:
+        return n.title
+    sep = "" if n.label.endswith(("、", ".", "）")) or not n.title else " "
+    return f"{n.label}{sep}{n.title}"
 
 
 def _join(lines: list[str]) -> str:
