@@ -137,9 +137,13 @@ def _without_heading(p: Passage) -> str:
     """A document section's words without the number and heading the citation already shows."""
     if "heading_path" not in p.meta:
         return p.text
+    def bare(text: str) -> str:
+        return re.sub(r"[\s（）()【】]", "", text)
+
+    headings = {bare(h) for h in p.meta["heading_path"]}
     lines = [l for l in p.text.splitlines() if l.strip()]
-    while len(lines) > 1 and len(lines[0]) <= 40 and not re.search(r"[。；]$", lines[0]):
-        lines = lines[1:]  # 第三章 总则 / 一、补贴内容: headings, not the answer
+    while len(lines) > 1 and bare(lines[0]) in headings:
+        lines = lines[1:]  # 第三章 总则 / 第四条（申请条件）: headings, not the answer
     return _LEADING_LABEL.sub("", "\n".join(lines), count=1)
 
 

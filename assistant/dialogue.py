@@ -23,7 +23,7 @@ from index_builder.normalize import is_meaningful, normalize
 from index_builder.retriever import Query, Retriever, SearchResult
 
 from .answers import Answer, answer_from, ask_what, clarify, compose, section_menu, section_passage, unsure
-from index_builder.aspects import ASPECT_SECTION, asked_aspect
+from index_builder.aspects import ASPECT_SECTION, DOCUMENT_WORDS, asked_aspect
 from .understanding import Names
 
 # Clarify only short questions: a long one says enough for retrieval to decide.
@@ -128,7 +128,7 @@ class Dialogue:
         if section:
             passage = section_passage(self.retriever, doc_id, section)
         if passage is None:
-            hits = self.retriever.search_within(query, [doc_id], k=1)
+            hits = self.retriever.search_within(self._in_document_words(doc_id, query, aspect), [doc_id], k=1)
             if hits:
                 passage, score = hits[0].passage, hits[0].score
         if passage is None:
@@ -138,6 +138,15 @@ class Dialogue:
             passage = passages[0]
         answer = answer_from(self.retriever, passage, score, aspect=aspect, mode=mode, audience=audience)
         return Reply(answer, Context(doc_id, aspect))
+
+    def _in_document_words(self, doc_id: str, query: str | Query, aspect: str | None) -> str | Query:
+        """A published document has no 办理时限 section to jump to: search its articles with the
+        aspect put the way documents put it."""
+        passages = self.retriever.passages_of(doc_id)
+        if not aspect or aspect not in DOCUMENT_WORDS or not passages or "heading_path" not in passages[0].meta:
+            return query
+        text = query if isinstance(query, str) else query.text
+        return f"{text} {DOCUMENT_WORDS[aspect]}"
 
     def _fresh(self, text: str, result: SearchResult, content: list[str], aspect: str | None, mode: str,
                audience: str) -> Reply:

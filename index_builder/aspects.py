@@ -45,6 +45,13 @@ ASPECT_LABEL = {"online": "网上办理", "fee": "收费", "time": "办理时限
 SECTION_ASPECT = {OVERVIEW: "overview", CONDITIONS: "conditions", MATERIALS: "materials", PROCESS: "process",
                   CHANNELS: "where", TIME_FEE: "time", BASIS: "basis", CONTACT: "phone"}
 
+# How official documents word each aspect: a follow-up asked in everyday words ("要多久能批
+#下来") is searched within a document with these added, since articles say "5个工作日内".
+DOCUMENT_WORDS = {"time": "工作日 日内 期限 办结", "materials": "提交 材料 申请表", "where": "窗口 平台 受理 地点",
+                  "fee": "费用 收取 标准", "conditions": "条件 情形 符合", "process": "程序 流程 申请 审核",
+                  "phone": "电话 联系", "basis": "依据 根据", "online": "网上 平台 一网通办", "overview": "适用 范围"}
+
+
 def asked_aspect(text: str) -> str | None:
     """The aspect a message asks about by its words, or None."""
     low = text.lower()
