@@ -124,14 +124,14 @@ def main(argv: list[str] | None = None) -> int:
 
 def _report_documents(kb) -> None:
     """One line per document: what was read and how it splits, or why it was refused."""
-    from .documents import expired_reason
+    from .documents.metadata import expiry
     from .passages import document_passages
 
     for doc in kb.documents:
         passages = document_passages(doc)
         cited = sum(1 for p in passages if p.meta.get("keys") or p.meta.get("pages") or p.meta.get("rows"))
         facts = "，".join(x for x in (doc.meta.doc_number, doc.meta.date) if x)
-        status = expired_reason(doc.meta) or ("已被新版本替代：" + doc.meta.superseded_by if doc.meta.superseded_by else "")
+        status = expiry(doc.meta) or ("已被新版本替代：" + doc.meta.superseded_by if doc.meta.superseded_by else "")
         print(f"read     {doc.path}: {'；'.join(doc.notes)}；{len(passages)} 个段落（{cited} 个带条款、页码或行号）"
               + (f"；{facts}" if facts else "") + (f"；{status}" if status else ""))
     for refused in kb.refused:

@@ -15,7 +15,8 @@ from typing import Any
 
 import yaml
 
-from .documents import Document, DocumentRefused, is_document, link_versions, load_document
+from .documents import (ANSWER_COLUMNS, QUESTION_COLUMNS, Document, DocumentRefused, is_document, link_versions,
+                        load_document)
 
 CHANNELS = ("窗口办理", "网上办理", "全程网办", "零跑动", "全市通办", "长三角跨省通办")
 AUDIENCES = ("个人", "法人")
@@ -401,8 +402,6 @@ def _add_documents(kb: KnowledgeBase, paths: list[Path]) -> None:
 
 def _faq_rows(doc: Document) -> list[FaqRow]:
     """A question/answer spreadsheet: one FAQ row per line, id '<file>-<row>'."""
-    from .documents import ANSWER_COLUMNS, QUESTION_COLUMNS
-
     out = []
     for block in doc.blocks:
         if not block.row:

@@ -34,8 +34,7 @@ def _sources(index: Path, folder: Path, default_source: Path) -> tuple[Path, tup
         extra = [Path(e) for e in manifest.get("extra_sources", [])]
     except (OSError, ValueError, KeyError):
         source, extra = default_source, []
-    covered = any(folder.resolve() == s.resolve() or s.resolve() in folder.resolve().parents
-                  and (s / "documents").resolve() == folder.resolve() for s in (source, *extra))
+    covered = any(folder.resolve() in (s.resolve(), (s / "documents").resolve()) for s in (source, *extra))
     return source, tuple(extra + ([] if covered else [folder]))
 
 

@@ -23,14 +23,14 @@ POLICIES = ROOT.parent / "shared" / "policies" / "shanghai"
 CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
 
 RULES = [  # from 《上海市建筑工程施工许可管理规定》, shortened
-    ("第一章 总则", None),
-    ("第一条【目的依据】为了加强本市建筑工程施工许可管理，规范施工许可行为，根据有关法律法规，制定本规定。", None),
-    ("第二条【适用范围】在本市行政区域内从事各类房屋建筑及其附属设施的建造、装修装饰和与其配套的线路、管道、设备的安装，以及城镇市政基础设施工程的施工，适用本规定。", None),
-    ("第二章 申请与审批", None),
-    ("第三条【申请条件】申请领取施工许可证，应当具备下列条件：", None),
-    ("（一）已经办理该建筑工程用地批准手续；", None),
-    ("（二）依法应当办理建设工程规划许可证的，已经取得建设工程规划许可证；", None),
-    ("（三）有满足施工需要的资金安排、施工图纸及技术资料。", None),
+    "第一章 总则",
+    "第一条【目的依据】为了加强本市建筑工程施工许可管理，规范施工许可行为，根据有关法律法规，制定本规定。",
+    "第二条【适用范围】在本市行政区域内从事各类房屋建筑及其附属设施的建造、装修装饰和与其配套的线路、管道、设备的安装，以及城镇市政基础设施工程的施工，适用本规定。",
+    "第二章 申请与审批",
+    "第三条【申请条件】申请领取施工许可证，应当具备下列条件：",
+    "（一）已经办理该建筑工程用地批准手续；",
+    "（二）依法应当办理建设工程规划许可证的，已经取得建设工程规划许可证；",
+    "（三）有满足施工需要的资金安排、施工图纸及技术资料。",
 ]
 
 
@@ -51,7 +51,7 @@ def _docx(path: Path, with_field_code: bool = True) -> Path:
     d.add_paragraph("沪住建规范〔2023〕2号")
     d.add_paragraph("现将《上海市建筑工程施工许可管理规定》印发给你们，请遵照执行。")
     d.add_paragraph("2023年3月21日")
-    for text, _ in RULES:
+    for text in RULES:
         if text.startswith("第") and "章" in text[:4]:
             d.add_heading(text, level=1)
         else:
@@ -104,8 +104,8 @@ def _print_pdf(html: Path, pdf: Path) -> Path:
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (make system-deps)")
 def test_pdf_printed_by_chromium_has_pages_in_citations(tmp_path):
-    body = "".join(f"<p>{t}</p>" for t, _ in RULES[:3]) + '<p style="page-break-before: always">' + \
-        "</p><p>".join(t for t, _ in RULES[3:]) + "</p>"
+    body = "".join(f"<p>{t}</p>" for t in RULES[:3]) + '<p style="page-break-before: always">' + \
+        "</p><p>".join(RULES[3:]) + "</p>"
     html = tmp_path / "rules.html"
     html.write_text(f"<html><head><meta charset='utf-8'><title>上海市建筑工程施工许可管理规定</title></head>"
                     f"<body><p>沪住建规范〔2023〕2号</p>{body}</body></html>", encoding="utf-8")

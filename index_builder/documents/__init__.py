@@ -7,12 +7,11 @@ metadata, and split into citable sections (structure.py).
 """
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 
 from . import metadata
 from .model import Block, Document, DocumentMeta, DocumentRefused
-from .readers import HEADER_SEP, READERS, REFUSED_SUFFIXES, _decode, read_body
+from .readers import HEADER_SEP, READERS, REFUSED_SUFFIXES
 
 __all__ = ["Block", "Document", "DocumentMeta", "DocumentRefused", "load_document", "is_document",
            "link_versions", "SUFFIXES"]
@@ -36,12 +35,7 @@ def load_document(path: Path | str) -> Document:
         raise DocumentRefused(path, REFUSED_SUFFIXES[suffix])
     if suffix not in READERS:
         raise DocumentRefused(path, f"不支持的文件格式（{suffix or '无扩展名'}）")
-    front: dict[str, str] = {}
-    if suffix in (".md", ".markdown", ".txt"):
-        front, body = metadata.split_front_matter(_decode(path))
-        blocks, props = read_body(body, markdown=suffix != ".txt"), {}
-    else:
-        blocks, props = READERS[suffix](path)
+    blocks, props = READERS[suffix](path)  # props: front matter, file properties, HTML meta tags
     if not blocks:
         raise DocumentRefused(path, "文件中没有文字")
     try:
@@ -55,7 +49,7 @@ def load_document(path: Path | str) -> Document:
     else:
         blocks, portal = _without_portal_table(blocks)
     text = "\n".join(b.text for b in blocks)
-    meta = metadata.build_meta(sidecar, front, props, portal, metadata.from_text(text) if layout == "text" else {},
+    meta = metadata.build_meta(sidecar, props, portal, metadata.from_text(text) if layout == "text" else {},
                                fallback_title=_first_title(blocks, path) if layout == "text" else path.stem)
     doc = Document(path.stem, str(path), suffix.lstrip("."), meta, blocks, layout, header)
     pages = {b.page for b in blocks if b.page}
@@ -105,7 +99,3 @@ def link_versions(docs: list[Document]) -> None:
             newest.meta.replaces = "；".join(
                 f"《{metadata.cited_title(o.meta.title)}》" + (f"（{o.meta.doc_number}）" if o.meta.doc_number else "")
                 for o in versions[:-1])
-
-
-def expired_reason(meta: DocumentMeta, today: dt.date | None = None) -> str | None:
-    return metadata.expiry(meta, today)

@@ -11,6 +11,7 @@ from pathlib import Path
 import yaml
 
 from .model import DocumentMeta
+from .structure import cn_number
 
 # Keys as they appear in front matter and sidecars, English or Chinese.
 KEYS = {
@@ -30,7 +31,6 @@ CN_DATE = re.compile(r"(\d{4})\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*日")
 VALID_UNTIL = re.compile(r"(?:施行|实施|执行)[^。]{0,30}?有效期(?:至|到)\s*(\d{4})\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*日")
 VALID_YEARS = re.compile(r"自\s*(\d{4})\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*日\s*起(?:施行|实施|执行)[，,]?\s*"
                          r"有效期(?:为)?\s*([0-9一二三四五六七八九十]+)\s*年")
-_CN_DIGITS = {c: i for i, c in enumerate("零一二三四五六七八九十")}
 
 
 def split_front_matter(text: str) -> tuple[dict[str, str], str]:
@@ -111,7 +111,7 @@ def from_text(text: str) -> dict[str, str]:
         out["valid_until"] = f"{m.group(1)}-{int(m.group(2)):02d}-{int(m.group(3)):02d}"
     else:
         m = VALID_YEARS.search(text)
-        years = _number(m.group(4)) if m else None
+        years = cn_number(m.group(4)) if m else None
         if m and years:
             start = dt.date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
             try:
@@ -120,16 +120,6 @@ def from_text(text: str) -> dict[str, str]:
                 end = start.replace(year=start.year + years, day=28)
             out["valid_until"] = end.isoformat()
     return out
-
-
-def _number(text: str) -> int | None:
-    if text.isdigit():
-        return int(text)
-    if text == "十":
-        return 10
-    if len(text) == 1 and text in _CN_DIGITS:
-        return _CN_DIGITS[text]
-    return None
 
 
 def build_meta(*layers: dict[str, str], fallback_title: str) -> DocumentMeta:

@@ -263,9 +263,11 @@ def _decode(path: Path) -> str:
 
 
 def read_text(path: Path) -> tuple[list[Block], dict[str, str]]:
-    """Plain text or Markdown; the front-matter block is read by metadata.py first, so this
-    sees only the body (text passed in through `read_body`)."""
-    return read_body(_decode(path), markdown=path.suffix.lower() in (".md", ".markdown")), {}
+    """Plain text or Markdown; its front-matter blocks are its metadata."""
+    from .metadata import split_front_matter
+
+    front, body = split_front_matter(_decode(path))
+    return read_body(body, markdown=path.suffix.lower() in (".md", ".markdown")), front
 
 
 def read_body(text: str, markdown: bool) -> list[Block]:

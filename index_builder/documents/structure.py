@@ -69,7 +69,8 @@ class Section:
         return next((p for p in reversed(self.path) if p), "")
 
 
-def _number(text: str) -> int | None:
+def cn_number(text: str) -> int | None:
+    """12, 十二, 二十三, 一百零五 -> int; None if the text is not a number."""
     if text.isdigit():
         return int(text)
     digits = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
@@ -90,11 +91,11 @@ def _label(line: str) -> tuple[float, int, str, str] | None:
     """(rank, number, display label, rest of the line) of a numbered line."""
     m = _ATTACHMENT.match(line)
     if m:
-        return ATTACHMENT, _number(m.group(1)) if m.group(1) else 0, f"附件{m.group(1)}", ""
+        return ATTACHMENT, cn_number(m.group(1)) if m.group(1) else 0, f"附件{m.group(1)}", ""
     for rank, pattern in _PATTERNS:
         m = pattern.match(line)
         if m:
-            number = _number(m.group(1))
+            number = cn_number(m.group(1))
             if number is None or number == 0:
                 return None
             label = m.group(0)
