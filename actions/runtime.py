@@ -32,13 +32,8 @@ def retriever() -> Retriever | None:
     """The loaded retriever, or None when the index is not usable (see `problem()`)."""
     global _retriever, _problem
     with _lock:
-        if _retriever is not None and _retriever.stale():
-            try:  # a rebuilt index (a document added): serve it without a restart
-                _retriever = _retriever.reloaded()
-                log.info("index reloaded from %s (%d passages)", INDEX_DIR, len(_retriever.passages))
-            except (IndexNotReady, ValueError) as exc:  # keep serving the build already loaded
-                log.error("rebuilt index not loaded, keeping the previous one: %s", exc)
-                _retriever.build = os.path.realpath(INDEX_DIR)
+        if _retriever is not None:  # a rebuilt index (a document added): served without a restart
+            _retriever = _retriever.refreshed()
         if _retriever is None:
             try:
                 _retriever = Retriever(INDEX_DIR)

@@ -15,6 +15,7 @@ from index_builder.passages import BASIS, CHANNELS, CONTACT, MATERIALS, PROCESS,
 from index_builder.retriever import Retriever, SearchResult
 
 from index_builder.documents.metadata import DocumentMeta, expiry
+from index_builder.documents.structure import strip_label
 from index_builder.aspects import ASPECT_LABEL, ASPECT_SECTION, SECTION_ASPECT, asked_aspect
 from .understanding import short_title
 
@@ -129,10 +130,6 @@ def validity_note(p: Passage) -> str:
     return ""
 
 
-_LEADING_LABEL = re.compile(r"^(第[零〇一二三四五六七八九十百\d]+条|[一二三四五六七八九十]+、|[（(][一二三四五六七八九十\d]+[）)]|"
-                            r"\d{1,2}[.．、])\s*(?:[【（(][^】）)]{1,30}[】）)])?\s*")
-
-
 def _without_heading(p: Passage) -> str:
     """A document section's words without the number and heading the citation already shows."""
     if "heading_path" not in p.meta:
@@ -144,7 +141,7 @@ def _without_heading(p: Passage) -> str:
     lines = [l for l in p.text.splitlines() if l.strip()]
     while len(lines) > 1 and bare(lines[0]) in headings:
         lines = lines[1:]  # 第三章 总则 / 第四条（申请条件）: headings, not the answer
-    return _LEADING_LABEL.sub("", "\n".join(lines), count=1)
+    return strip_label("\n".join(lines))
 
 
 def _where_and_phone(retriever: Retriever, p: Passage, audience: str) -> str:
@@ -211,12 +208,9 @@ def answer_from(retriever: Retriever, p: Passage, score: float, *, aspect: str |
     """A confident answer from one passage: the fact asked for, then where and whom to call."""
     body = _body(p, aspect)
     text = f"根据{p.citation}：{body}"
-    note = validity_note(p)
-    if note:
-        text += ("" if body.endswith(("。", "！", "？", "……")) else "。") + note
-    tail = _where_and_phone(retriever, p, audience)
-    if tail:
-        text += ("" if body.endswith(("。", "！", "？", "……")) else "。") + tail
+    for more in (validity_note(p), _where_and_phone(retriever, p, audience)):
+        if more:
+            text += ("" if text.endswith(("。", "！", "？", "……")) else "。") + more
     if audience == "agent":
         text = "您好，" + text
     sources = [_source(p, score)] + [s for s in (extra_sources or []) if s["citation"] != p.citation][:2]

@@ -3,6 +3,7 @@ assistant uses to choose between answering and handing off to a person."""
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import threading
@@ -22,6 +23,7 @@ from .passages import Passage
 from .rewrite import strip_filler
 from .tokens import Tokenizer
 
+log = logging.getLogger(__name__)
 MODES = ranking.MODES
 CANDIDATES = 100  # from each side; the re-ranker sees their union
 # Confidence without a fitted model (another encoder): a logistic function of the top dense
@@ -121,15 +123,29 @@ class Retriever:
         for i, p in enumerate(self.passages):
             self._by_doc.setdefault(p.doc_id, []).append(i)
         self._length = np.array([len(p.text) for p in self.passages], dtype=np.float32)
+        # passage index -> doc id of the newer version that supersedes its document
+        self._superseded = {i: p.meta["superseded_by"] for i, p in enumerate(self.passages)
+                            if p.meta.get("superseded_by")}
         self._title_tokens: dict[str, frozenset[str]] = {}
 
     def stale(self) -> bool:
         """A rebuild (an uploaded document) has switched the index link to a newer build."""
         return os.path.realpath(self.index_dir) != self.build
 
-    def reloaded(self) -> "Retriever":
-        """The newer build, reusing the loaded encoder when it is the same one."""
-        return Retriever(self.index_dir, encoder=self.encoder)
+    def refreshed(self) -> "Retriever":
+        """This retriever, or the newer build when the index link was switched (the loaded
+        encoder is reused). A newer build that cannot be loaded is logged once and the one
+        already loaded keeps serving."""
+        if not self.stale():
+            return self
+        try:
+            fresh = Retriever(self.index_dir, encoder=self.encoder)
+        except (IndexNotReady, ValueError) as exc:
+            log.error("rebuilt index at %s not loaded, keeping the previous one: %s", self.index_dir, exc)
+            self.build = os.path.realpath(self.index_dir)
+            return self
+        log.info("index reloaded from %s (%d passages)", self.index_dir, len(fresh.passages))
+        return fresh
 
     def _read_manifest(self) -> dict:
         path = self.index_dir / MANIFEST
@@ -237,11 +253,12 @@ class Retriever:
     def _newer_first(self, ids: np.ndarray, final: np.ndarray, text: str) -> np.ndarray:
         """A document that a newer version of the same regulation supersedes ranks just below
         that version's best passage, unless the question names it (its year or 文号)."""
-        old = {}
+        if not self._superseded:
+            return final
+        old: dict[str, tuple[str, list[int]]] = {}
         for j, i in enumerate(ids.tolist()):
-            newer = self.passages[i].meta.get("superseded_by")
-            if newer:
-                old.setdefault(self.passages[i].doc_id, (newer, []))[1].append(j)
+            if i in self._superseded:
+                old.setdefault(self.passages[i].doc_id, (self._superseded[i], []))[1].append(j)
         if not old:
             return final
         final = final.copy()
@@ -250,10 +267,10 @@ class Retriever:
             year, number = (meta.get("date") or "")[:4], meta.get("doc_number") or ""
             if (year and year in text) or (number and number in text):
                 continue
-            best_new = [final[j] for j, i in enumerate(ids.tolist()) if self.passages[i].doc_id == newer]
-            if not best_new:
+            of_newer = np.isin(ids, self._by_doc.get(newer, []))
+            if not of_newer.any():
                 continue
-            lift = float(final[rows].max()) - float(max(best_new))
+            lift = float(final[rows].max()) - float(final[of_newer].max())
             if lift >= 0:
                 final[rows] -= lift + 1e-4
         return final

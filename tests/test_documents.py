@@ -316,7 +316,8 @@ def test_add_document_rebuilds_incrementally_and_refusal_changes_nothing(tmp_pat
     assert len(enc2.embedded) == 2  # only the new document's passages were embedded
     assert (folder / "yejian-shigong.md").exists()
     assert live.stale()  # a running server sees the switch and reloads
-    fresh = live.reloaded()
+    fresh = live.refreshed()
+    assert fresh is not live and fresh.refreshed() is fresh
     assert len(fresh.passages) == before + 2 and len(enc.embedded) == before
     assert any(p.citation.startswith("《上海市建设工程夜间施工作业证明管理办法》第二条") for p in fresh.passages)
     scan = tmp_path / "incoming" / "scan.pdf"

@@ -172,15 +172,6 @@ class WebApp:
             self._retriever = exc
         return self._retriever
 
-    def _reload_retriever(self, current):
-        try:
-            self._retriever = current.reloaded()
-        except Exception as exc:  # keep the build already loaded
-            log.warning("rebuilt index not loaded, keeping the previous one: %s", exc)
-            current.build = os.path.realpath(self.cfg.index)
-            return current
-        return self._retriever
-
     def _open_intake(self) -> Intake | Exception:
         ephemeral = self.cfg.allow_ephemeral_key or os.environ.get("ASSISTANT_DEV") == "1"
         try:
@@ -348,7 +339,7 @@ class WebApp:
             return _error(503, "index_not_ready", f"办事指南索引未就绪：{retriever}")
         loop = asyncio.get_running_loop()
         if retriever.stale():  # a document was added and the index rebuilt
-            retriever = await loop.run_in_executor(None, self._reload_retriever, retriever)
+            retriever = self._retriever = await loop.run_in_executor(None, retriever.refreshed)
         data = await loop.run_in_executor(None, lambda: self._guides(retriever, q, doc))
         return web.json_response(data, dumps=_dumps)
 

@@ -42,28 +42,28 @@ def load_document(path: Path | str) -> Document:
         sidecar = metadata.read_sidecar(path)
     except (ValueError, OSError) as exc:
         raise DocumentRefused(path, f"元数据文件无法读取：{exc}") from exc
-    layout, header = "text", ()
+    layout = "text"
     if suffix in (".xlsx", ".csv"):
-        layout, header = _table_layout(blocks)
+        layout = _table_layout(blocks)
         portal: dict[str, str] = {}
     else:
         blocks, portal = _without_portal_table(blocks)
     text = "\n".join(b.text for b in blocks)
     meta = metadata.build_meta(sidecar, props, portal, metadata.from_text(text) if layout == "text" else {},
                                fallback_title=_first_title(blocks, path) if layout == "text" else path.stem)
-    doc = Document(path.stem, str(path), suffix.lstrip("."), meta, blocks, layout, header)
+    doc = Document(path.stem, str(path), suffix.lstrip("."), meta, blocks, layout)
     pages = {b.page for b in blocks if b.page}
     doc.notes.append(f"{len(blocks)} 段" + (f"，{len(pages)} 页" if pages else "") +
                      (f"，{'问答表' if layout == 'faq' else '表格'}" if layout != "text" else ""))
     return doc
 
 
-def _table_layout(blocks: list[Block]) -> tuple[str, tuple[str, ...]]:
-    headers = [b for b in blocks if b.heading == 0]
-    header = tuple(headers[0].text.split(HEADER_SEP)) if headers else ()
+def _table_layout(blocks: list[Block]) -> str:
+    """'faq' when the header row has a question and an answer column, else 'table'."""
+    header = next((b.text.split(HEADER_SEP) for b in blocks if b.heading == 0), [])
     lowered = [h.strip().lower() for h in header]
     is_faq = any(h in QUESTION_COLUMNS for h in lowered) and any(h in ANSWER_COLUMNS for h in lowered)
-    return ("faq" if is_faq else "table"), header
+    return "faq" if is_faq else "table"
 
 
 def _without_portal_table(blocks: list[Block]) -> tuple[list[Block], dict[str, str]]:

@@ -50,5 +50,4 @@ class Document:
     meta: DocumentMeta
     blocks: list[Block] = field(default_factory=list)
     layout: str = "text"  # text | faq (question/answer rows) | table (rows of a list)
-    header: tuple[str, ...] = ()  # column names, for tables
     notes: list[str] = field(default_factory=list)  # what was read, for `validate`

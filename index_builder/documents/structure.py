@@ -109,6 +109,15 @@ def _label(line: str) -> tuple[float, int, str, str] | None:
     return None
 
 
+def strip_label(text: str) -> str:
+    """The text after a leading number and its bracketed title: '第四条（申请条件）申请…' -> '申请…'."""
+    numbered = _label(text)
+    if numbered is None:
+        return text
+    rest = numbered[3]
+    return re.sub(r"^[【\[（(][^】\]）)]{1,30}[】\]）)]\s*", "", rest)
+
+
 def _key(rank: float, label: str) -> str:
     return label.rstrip("、.") if rank in (OUTLINE1, OUTLINE3) else label
 
