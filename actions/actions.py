@@ -10,10 +10,10 @@ from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from . import runtime
-from assistant.answers import CHOICE_ENTITY, CHOOSE_INTENT, HOTLINE
+from assistant.answers import CHOICE_ENTITY, CHOOSE_INTENT, HOTLINE, Answer
 from assistant.dialogue import Context
 from assistant.privacy import mask_pii
-from assistant.stores import Turn, handoff_summary
+from assistant.stores import RatingRefused, Turn, handoff_summary
 
 log = logging.getLogger(__name__)
 OFFERED = "handoff_offered"
@@ -37,6 +37,32 @@ def _answers_shown(tracker: Tracker) -> list[dict[str, Any]]:
             if custom.get("answer_id"):
                 out.append(custom)
     return out
+
+
+def _question(tracker: Tracker) -> str:
+    """The citizen's last typed message (a button's /payload is not a question)."""
+    for event in reversed(tracker.events):
+        if event.get("event") == "user" and not (event.get("text") or "").startswith("/"):
+            return event.get("text") or ""
+    return ""
+
+
+def utter_answer(dispatcher: CollectingDispatcher, tracker: Tracker, answer: Answer, buttons: bool = True) -> None:
+    """Send an answer and record it in the store: a 好差评 is accepted only for a recorded
+    answer, and counts against the sources recorded here."""
+    dispatcher.utter_message(text=answer.text, buttons=answer.buttons if buttons else [],
+                             json_message=answer.payload())
+    try:
+        runtime.store().record_answer(answer.answer_id, tracker.sender_id, _question(tracker),
+                                      [s["doc_id"] for s in answer.sources], answer.confident, answer.turn.get("kind"))
+    except Exception as exc:  # the reply still goes out; only its rating will be refused
+        log.error("answer %s not recorded: %s", answer.answer_id, type(exc).__name__)
+
+
+def _client(tracker: Tracker) -> str | None:
+    """The web server's keyed hash of the client address (REST metadata), when there is one."""
+    metadata = tracker.latest_message.get("metadata") or {}
+    return metadata.get("client") if isinstance(metadata, dict) else None
 
 
 def audience(tracker: Tracker) -> str:
@@ -67,7 +93,7 @@ class ActionAnswerGuide(Action):
         text = "" if choice else tracker.latest_message.get("text") or ""
         reply = dialogue.turn(text, Context.from_slots(tracker.get_slot), choice=choice, audience=audience(tracker))
         answer = reply.answer
-        dispatcher.utter_message(text=answer.text, buttons=answer.buttons, json_message=answer.payload())
+        utter_answer(dispatcher, tracker, answer)
         log.info("answer %s %s/%s doc=%s section=%s", answer.answer_id, answer.turn.get("kind"),
                  answer.turn.get("mode"), answer.turn.get("doc_id"), answer.turn.get("section"))
         return [SlotSet(k, v) for k, v in reply.context.to_slots().items()] + _clear_offer(tracker)
@@ -116,8 +142,7 @@ def answer_in_context(dispatcher: CollectingDispatcher, tracker: Tracker, kinds:
     turn = reply.answer.turn
     if turn.get("kind") not in kinds or (modes and turn.get("mode") not in modes):
         return None
-    a = reply.answer
-    dispatcher.utter_message(text=a.text, buttons=a.buttons, json_message=a.payload())
+    utter_answer(dispatcher, tracker, reply.answer)
     return [SlotSet(k, v) for k, v in reply.context.to_slots().items()] + _clear_offer(tracker)
 
 
@@ -132,10 +157,14 @@ class ActionFeedback(Action):
         if not shown:
             dispatcher.utter_message(text="谢谢您的评价！请先问我一个问题，再对回答进行评价。")
             return [SlotSet(OFFERED, True)] if rating == "bad" else []
-        last = shown[-1]
         reason = (tracker.latest_message.get("text") or "").strip()
-        runtime.store().add_feedback(last["answer_id"], tracker.sender_id, rating,
-                                     [s["doc_id"] for s in last.get("sources", [])], reason or None)
+        try:  # the store takes the rated guides from its own record of the answer
+            runtime.store().rate(shown[-1]["answer_id"], tracker.sender_id, rating, reason or None,
+                                 client_key=_client(tracker))
+        except RatingRefused:
+            log.warning("rating of unrecorded answer %s refused", shown[-1]["answer_id"])
+            dispatcher.utter_message(text=f"抱歉，这条回答的记录没有找到，评价没有保存。如需帮助请拨打{HOTLINE}。")
+            return [SlotSet(OFFERED, True)] if rating == "bad" else []
         if rating == "good":
             dispatcher.utter_message(text="谢谢您的好评！还有其他要办的事吗？")
             return []

@@ -23,7 +23,7 @@ from assistant.bundles import Bundle, find_bundle, load_bundles
 from assistant.eligibility import Question, Session, Turn, evaluate, question_text
 
 from . import runtime
-from .actions import answer_in_context
+from .actions import answer_in_context, utter_answer
 
 log = logging.getLogger(__name__)
 COMPANY_BUNDLE = "kaiban-qiye"
@@ -134,8 +134,7 @@ class ValidateBundleForm(FormValidationAction):
         if turn.kind == "reprompt" and _intent(tracker) in QUESTION_INTENTS:
             retriever = runtime.retriever()
             if retriever is not None:
-                answer = compose(retriever, retriever.search(text))
-                dispatcher.utter_message(text=answer.text, json_message=answer.payload())
+                utter_answer(dispatcher, tracker, compose(retriever, retriever.search(text)), buttons=False)
             dispatcher.utter_message(text=f"我们继续「{session.bundle.name}」的问题。")
             return {"bundle_reply": None}
         lead = _lead(turn, session)

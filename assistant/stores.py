@@ -1,14 +1,25 @@
-"""Durable stores for 好差评 ratings and hotline handoff summaries (SQLite by default).
+"""Durable stores for the answers given, their 好差评 ratings and hotline handoff summaries
+(SQLite by default).
 
 Every text is masked before it is written (seed task 18). SQLite runs in WAL mode with a
 busy timeout and one short transaction per write, so concurrent writers from threads or
 processes wait for each other instead of losing a rating.
+
+A rating is trusted only as far as the record behind it (task 29: 好差评 feeds assessment):
+the action server records every answer it gives (`record_answer`), and `rate` accepts a rating
+only for an answer given to the same conversation, takes the rated guides from that record,
+keeps one rating per answer (a second replaces the first; `rating_history` keeps both), and
+flags, never deletes, what looks like 恶意差评 for review.
 """
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import hmac
 import json
+import secrets
 import sqlite3
+import time
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,17 +30,63 @@ from .privacy import mask_pii
 RATINGS = ("good", "bad")
 BUSY_TIMEOUT_S = 30.0
 
+
+@dataclass(frozen=True)
+class Suspicion:
+    """When a rating is flagged for review as a possible 恶意差评 (flags only; nothing is dropped).
+
+    A kiosk or an office network puts many citizens behind one address, so the per-address
+    count is higher than the per-conversation one."""
+    window_s: float = 600.0
+    bad_per_conversation: int = 5  # 差评 from one conversation within the window
+    bad_per_address: int = 20  # 差评 from one client address within the window
+    too_fast_s: float = 2.0  # a rating this soon after the answer was shown: not read
+
+
+# flag -> what an administrator reads
+FLAGS = {
+    "many_bad_conversation": "同一会话短时间内多次差评",
+    "many_bad_address": "同一地址短时间内多次差评",
+    "no_question": "评价前没有提问",
+    "too_fast": "回答给出后立即评价",
+}
+
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS feedback (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    answer_id TEXT NOT NULL,
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS answer (
+    answer_id TEXT PRIMARY KEY,
+    sender_key TEXT NOT NULL,          -- keyed hash of the conversation id: matches, never reveals
+    sender_id TEXT NOT NULL,           -- masked, for display
+    question TEXT NOT NULL,            -- masked; '' when the conversation had no question yet
+    doc_ids TEXT NOT NULL,             -- the sources shown, in order (JSON)
+    confident INTEGER NOT NULL,
+    kind TEXT,
+    at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS answer_sender ON answer (sender_key, at);
+CREATE TABLE IF NOT EXISTS rating (
+    answer_id TEXT PRIMARY KEY REFERENCES answer (answer_id),
+    sender_key TEXT NOT NULL,
     sender_id TEXT NOT NULL,
+    client_key TEXT,                   -- keyed hash of the client address, when known
     rating TEXT NOT NULL CHECK (rating IN ('good', 'bad')),
     reason TEXT,
     doc_ids TEXT NOT NULL,
-    created_at TEXT NOT NULL
+    flags TEXT NOT NULL DEFAULT '[]',
+    first_at REAL NOT NULL,
+    at REAL NOT NULL
 );
-CREATE INDEX IF NOT EXISTS feedback_answer ON feedback (answer_id);
+CREATE INDEX IF NOT EXISTS rating_sender ON rating (sender_key, at);
+CREATE INDEX IF NOT EXISTS rating_client ON rating (client_key, at);
+CREATE TABLE IF NOT EXISTS rating_history (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    answer_id TEXT NOT NULL,
+    rating TEXT NOT NULL,
+    reason TEXT,
+    client_key TEXT,
+    at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS rating_history_answer ON rating_history (answer_id, id);
 CREATE TABLE IF NOT EXISTS handoff (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     sender_id TEXT NOT NULL,
@@ -40,19 +97,31 @@ CREATE INDEX IF NOT EXISTS handoff_sender ON handoff (sender_id, id);
 """
 
 
+class RatingRefused(ValueError):
+    """The rated answer was not given to this conversation (or does not exist)."""
+
+
 def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _iso(at: float) -> str:
+    return dt.datetime.fromtimestamp(at, dt.timezone.utc).isoformat(timespec="seconds")
 
 
 class Store:
     """One SQLite file; a fresh connection per call keeps it safe across threads and processes."""
 
-    def __init__(self, path: Path | str):
+    def __init__(self, path: Path | str, suspicion: Suspicion = Suspicion()):
         self.path = Path(path)
+        self.suspicion = suspicion
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with closing(self._connect()) as db:
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(_SCHEMA)
+            # one secret per store, shared by every process that opens it, for the keyed hashes
+            db.execute("INSERT OR IGNORE INTO meta VALUES ('hash_key', ?)", (secrets.token_hex(32),))
+            self._hash_key = bytes.fromhex(db.execute("SELECT value FROM meta WHERE key = 'hash_key'").fetchone()[0])
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
@@ -70,28 +139,117 @@ class Store:
                 raise
             return int(cur.lastrowid)
 
-    # ------------------------------------------------------------- 好差评
+    def key(self, value: str) -> str:
+        """A keyed hash of a conversation id or a client address: equal inputs match, and the
+        store never holds the value itself."""
+        return hmac.new(self._hash_key, value.encode("utf-8"), hashlib.sha256).hexdigest()[:24]
 
-    def add_feedback(self, answer_id: str, sender_id: str, rating: str, doc_ids: list[str],
-                     reason: str | None = None) -> int:
-        if rating not in RATINGS:
-            raise ValueError(f"rating must be one of {RATINGS}, got {rating!r}")
+    # ------------------------------------------------------------- answers given
+
+    def record_answer(self, answer_id: str, sender_id: str, question: str, doc_ids: list[str],
+                      confident: bool, kind: str | None = None, at: float | None = None) -> None:
         if not answer_id:
             raise ValueError("answer_id is required")
-        return self._write(
-            "INSERT INTO feedback (answer_id, sender_id, rating, reason, doc_ids, created_at) VALUES (?,?,?,?,?,?)",
-            (answer_id, mask_pii(sender_id), rating, mask_pii(reason) if reason else None,
-             json.dumps(list(doc_ids), ensure_ascii=False), _now()))
+        self._write("INSERT OR IGNORE INTO answer VALUES (?,?,?,?,?,?,?,?)",
+                    (answer_id, self.key(sender_id), mask_pii(sender_id), mask_pii(question or "")[:1000],
+                     json.dumps(list(doc_ids), ensure_ascii=False), int(bool(confident)), kind,
+                     time.time() if at is None else at))
 
-    def feedback(self, answer_id: str | None = None) -> list[dict[str, Any]]:
-        sql = "SELECT answer_id, sender_id, rating, reason, doc_ids, created_at FROM feedback"
-        params: tuple = ()
-        if answer_id:
-            sql, params = sql + " WHERE answer_id = ?", (answer_id,)
+    def answer(self, answer_id: str) -> dict[str, Any] | None:
         with closing(self._connect()) as db:
-            rows = db.execute(sql + " ORDER BY id", params).fetchall()
-        keys = ("answer_id", "sender_id", "rating", "reason", "doc_ids", "created_at")
-        return [dict(zip(keys, r[:4] + (json.loads(r[4]),) + r[5:])) for r in rows]
+            row = db.execute("SELECT answer_id, sender_id, question, doc_ids, confident, kind, at FROM answer "
+                             "WHERE answer_id = ?", (answer_id,)).fetchone()
+        if row is None:
+            return None
+        return {"answer_id": row[0], "sender_id": row[1], "question": row[2], "doc_ids": json.loads(row[3]),
+                "confident": bool(row[4]), "kind": row[5], "created_at": _iso(row[6])}
+
+    # ------------------------------------------------------------- 好差评
+
+    def rate(self, answer_id: str, sender_id: str, rating: str, reason: str | None = None,
+             client_key: str | None = None, at: float | None = None) -> dict[str, Any]:
+        """Store this conversation's rating of one of its answers; {replaced, flags, doc_ids}.
+        RatingRefused when the answer was not given to `sender_id`."""
+        if rating not in RATINGS:
+            raise ValueError(f"rating must be one of {RATINGS}, got {rating!r}")
+        at = time.time() if at is None else at
+        sender_key = self.key(sender_id)
+        reason = mask_pii(reason)[:500] if reason else None
+        with closing(self._connect()) as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                result = self._rate(db, answer_id, sender_key, mask_pii(sender_id), rating, reason, client_key, at)
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        return result
+
+    def _rate(self, db: sqlite3.Connection, answer_id: str, sender_key: str, sender_id: str, rating: str,
+              reason: str | None, client_key: str | None, at: float) -> dict[str, Any]:
+        row = db.execute("SELECT question, doc_ids, at FROM answer WHERE answer_id = ? AND sender_key = ?",
+                         (answer_id, sender_key)).fetchone()
+        if row is None:
+            raise RatingRefused(answer_id)
+        question, doc_ids, answered_at = row
+        flags = []
+        if not question.strip():
+            flags.append("no_question")
+        if at - answered_at < self.suspicion.too_fast_s:
+            flags.append("too_fast")
+        replaced = db.execute("SELECT 1 FROM rating WHERE answer_id = ?", (answer_id,)).fetchone() is not None
+        db.execute("INSERT INTO rating VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT (answer_id) DO UPDATE SET "
+                   "rating = excluded.rating, reason = excluded.reason, client_key = excluded.client_key, "
+                   "flags = excluded.flags, at = excluded.at",
+                   (answer_id, sender_key, sender_id, client_key, rating, reason, doc_ids, json.dumps(flags),
+                    at, at))
+        db.execute("INSERT INTO rating_history (answer_id, rating, reason, client_key, at) VALUES (?,?,?,?,?)",
+                   (answer_id, rating, reason, client_key, at))
+        if rating == "bad":
+            self._flag_bursts(db, sender_key, client_key, at)
+        flags = json.loads(db.execute("SELECT flags FROM rating WHERE answer_id = ?", (answer_id,)).fetchone()[0])
+        return {"replaced": replaced, "flags": flags, "doc_ids": json.loads(doc_ids)}
+
+    def _flag_bursts(self, db: sqlite3.Connection, sender_key: str, client_key: str | None, at: float) -> None:
+        """Many 差评 from one conversation or one address within the window: flag all of them."""
+        s = self.suspicion
+        since = at - s.window_s
+        for column, value, limit, flag in (("sender_key", sender_key, s.bad_per_conversation, "many_bad_conversation"),
+                                           ("client_key", client_key, s.bad_per_address, "many_bad_address")):
+            if value is None:
+                continue
+            rows = db.execute(f"SELECT answer_id, flags FROM rating WHERE {column} = ? AND rating = 'bad' "
+                              "AND at >= ?", (value, since)).fetchall()
+            if len(rows) < limit:
+                continue
+            for answer_id, flags in rows:
+                marked = json.loads(flags)
+                if flag not in marked:
+                    db.execute("UPDATE rating SET flags = ? WHERE answer_id = ?",
+                               (json.dumps(marked + [flag]), answer_id))
+
+    def ratings(self, answer_id: str | None = None, flagged: bool | None = None) -> list[dict[str, Any]]:
+        """Current ratings, oldest first; `flagged` keeps only (un)flagged ones."""
+        sql = "SELECT answer_id, sender_id, rating, reason, doc_ids, flags, first_at, at FROM rating"
+        where, params = [], []
+        if answer_id:
+            where.append("answer_id = ?")
+            params.append(answer_id)
+        if flagged is not None:
+            where.append("flags != '[]'" if flagged else "flags = '[]'")
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        with closing(self._connect()) as db:
+            rows = db.execute(sql + " ORDER BY first_at, answer_id", params).fetchall()
+        return [{"answer_id": a, "sender_id": s, "rating": r, "reason": why, "doc_ids": json.loads(d),
+                 "flags": json.loads(f), "created_at": _iso(first), "updated_at": _iso(last)}
+                for a, s, r, why, d, f, first, last in rows]
+
+    def rating_history(self, answer_id: str) -> list[dict[str, Any]]:
+        with closing(self._connect()) as db:
+            rows = db.execute("SELECT rating, reason, at FROM rating_history WHERE answer_id = ? ORDER BY id",
+                              (answer_id,)).fetchall()
+        return [{"rating": r, "reason": why, "at": _iso(at)} for r, why, at in rows]
 
     # ------------------------------------------------------------- handoff summaries
 

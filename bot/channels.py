@@ -54,6 +54,9 @@ def remember_contact(sender_id: Optional[str], text: Optional[str]) -> None:
         log.error("callback number not kept: %s", mask_pii(str(exc)))
 
 
+_CLIENT_KEY = re.compile(r"[0-9a-f]{24}")
+
+
 def clean_user_text(text: Optional[str]) -> str:
     """Mask personal data, drop markup, cut to the limit. Slash-payloads pass unchanged."""
     text = text or ""
@@ -64,9 +67,16 @@ def clean_user_text(text: Optional[str]) -> str:
 
 
 def agent_metadata(metadata: Any) -> Optional[Dict[str, Any]]:
-    if isinstance(metadata, dict) and metadata.get("audience") == "agent":
-        return {"audience": "agent"}
-    return None
+    """What of a client's metadata is kept: the copilot's audience, and the web server's keyed
+    hash of the client address (for 好差评 review; never the address itself)."""
+    if not isinstance(metadata, dict):
+        return None
+    kept: Dict[str, Any] = {}
+    if metadata.get("audience") == "agent":
+        kept["audience"] = "agent"
+    if isinstance(metadata.get("client"), str) and _CLIENT_KEY.fullmatch(metadata["client"]):
+        kept["client"] = metadata["client"]
+    return kept or None
 
 
 def guarded(on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Callable[[UserMessage], Awaitable[None]]:

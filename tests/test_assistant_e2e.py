@@ -124,7 +124,7 @@ def test_bad_rating_is_stored_masked_and_offers_a_person(assistant):
     answer_id = next(r["custom"]["answer_id"] for r in replies if "custom" in r)
     replies = say(assistant, sender, "差评，说得不清楚，有事打我电话13812345678")
     assert "转人工" in texts(replies)
-    [row] = assistant["store"].feedback(answer_id)
+    [row] = assistant["store"].ratings(answer_id)
     assert row["rating"] == "bad" and "gjj-tiqu-zufang" in row["doc_ids"]
     assert "13812345678" not in row["reason"] and "138****5678" in row["reason"]
     replies = say(assistant, sender, "好的")
@@ -137,7 +137,7 @@ def test_good_rating_is_stored(assistant):
     replies = say(assistant, sender, "结婚登记要带什么材料")
     answer_id = next(r["custom"]["answer_id"] for r in replies if "custom" in r)
     say(assistant, sender, "好评，很有帮助")
-    assert [r["rating"] for r in assistant["store"].feedback(answer_id)] == ["good"]
+    assert [r["rating"] for r in assistant["store"].ratings(answer_id)] == ["good"]
 
 
 def test_handoff_summary_for_agents(assistant):

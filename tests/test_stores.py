@@ -3,24 +3,74 @@ import threading
 
 import pytest
 
-from assistant.stores import Store, Turn, handoff_summary
+from assistant.stores import RatingRefused, Store, Suspicion, Turn, handoff_summary
 
 
-def test_feedback_round_trip_and_masking(tmp_path):
+def test_rating_round_trip_and_masking(tmp_path):
     store = Store(tmp_path / "s.db")
-    store.add_feedback("a1", "13812345678", "bad", ["marriage"], reason="没说清楚，我电话13812345678")
-    [row] = store.feedback("a1")
+    store.record_answer("a1", "13812345678", "结婚登记要带什么", ["marriage"], True, "answer", at=100.0)
+    result = store.rate("a1", "13812345678", "bad", reason="没说清楚，我电话13812345678", at=200.0)
+    assert result == {"replaced": False, "flags": [], "doc_ids": ["marriage"]}
+    [row] = store.ratings("a1")
     assert row["rating"] == "bad" and row["doc_ids"] == ["marriage"]
     assert "13812345678" not in row["reason"] and "138****5678" in row["reason"]
     assert row["sender_id"] == "138****5678"
+    assert "13812345678" not in (tmp_path / "s.db").read_bytes().decode("utf-8", "replace")
     with pytest.raises(ValueError):
-        store.add_feedback("a1", "u", "meh", [])
+        store.rate("a1", "13812345678", "meh")
+
+
+def test_only_an_answer_given_to_the_conversation_can_be_rated(tmp_path):
+    store = Store(tmp_path / "s.db")
+    store.record_answer("a1", "alice", "公积金怎么取", ["gjj-tiqu-zufang"], True, at=100.0)
+    for answer_id, sender in (("forged0", "alice"), ("a1", "mallory"), ("", "alice")):
+        with pytest.raises(RatingRefused):
+            store.rate(answer_id, sender, "bad", at=200.0)
+    assert store.ratings() == []
+
+
+def test_a_second_rating_replaces_the_first_and_both_are_kept(tmp_path):
+    store = Store(tmp_path / "s.db")
+    store.record_answer("a1", "alice", "公积金怎么取", ["gjj-tiqu-zufang"], True, at=100.0)
+    store.rate("a1", "alice", "bad", "看不懂", at=200.0)
+    assert store.rate("a1", "alice", "good", at=300.0)["replaced"] is True
+    [row] = store.ratings()
+    assert row["rating"] == "good" and row["reason"] is None
+    assert [h["rating"] for h in store.rating_history("a1")] == ["bad", "good"]
+
+
+def test_suspicious_ratings_are_flagged_not_dropped(tmp_path):
+    store = Store(tmp_path / "s.db", Suspicion(window_s=600, bad_per_conversation=3, bad_per_address=4, too_fast_s=2))
+    store.record_answer("q0", "bob", "", ["doc"], False, at=0.0)  # an answer before any question
+    assert store.rate("q0", "bob", "good", at=50.0)["flags"] == ["no_question"]
+    store.record_answer("fast", "bob", "社保卡丢了", ["doc"], True, at=60.0)
+    assert store.rate("fast", "bob", "good", at=60.5)["flags"] == ["too_fast"]
+    # 差评 of one conversation: the third within the window flags all three
+    for i in range(3):
+        store.record_answer(f"b{i}", "bob", "问题", ["doc"], True, at=100.0 + i)
+        flags = store.rate(f"b{i}", "bob", "bad", client_key="k1", at=110.0 + i)["flags"]
+    assert flags == ["many_bad_conversation"]
+    assert {r["answer_id"] for r in store.ratings(flagged=True)} >= {"b0", "b1", "b2"}
+    # one address, other conversations (a kiosk): flagged only at the higher address count
+    store.record_answer("c0", "carol", "问题", ["doc"], True, at=100.0)
+    assert "many_bad_address" in store.rate("c0", "carol", "bad", client_key="k1", at=120.0)["flags"]
+    # outside the window nothing adds up
+    store.record_answer("late", "bob", "问题", ["doc"], True, at=5000.0)
+    assert store.rate("late", "bob", "bad", client_key="k1", at=5010.0)["flags"] == []
+    assert len(store.ratings()) == 7  # every rating kept
+
+
+def test_keys_match_across_processes_and_hide_the_value(tmp_path):
+    a, b = Store(tmp_path / "s.db"), Store(tmp_path / "s.db")
+    assert a.key("10.1.2.3") == b.key("10.1.2.3") != a.key("10.1.2.4")
+    assert "10.1.2.3" not in a.key("10.1.2.3") and Store(tmp_path / "t.db").key("10.1.2.3") != a.key("10.1.2.3")
 
 
 def _write_many(path, worker, n):
     store = Store(path)
     for i in range(n):
-        store.add_feedback(f"w{worker}-{i}", f"user{worker}", "good" if i % 2 else "bad", ["doc"])
+        store.record_answer(f"w{worker}-{i}", f"user{worker}", "问题", ["doc"], True, at=0.0)
+        store.rate(f"w{worker}-{i}", f"user{worker}", "good" if i % 2 else "bad")
 
 
 def test_no_rating_lost_under_concurrent_threads_and_processes(tmp_path):
@@ -33,7 +83,7 @@ def test_no_rating_lost_under_concurrent_threads_and_processes(tmp_path):
     for w in threads + procs:
         w.join(timeout=120)
     assert all(p.exitcode == 0 for p in procs)
-    rows = Store(path).feedback()
+    rows = Store(path).ratings()
     assert len(rows) == 12 * 40
     assert len({r["answer_id"] for r in rows}) == 12 * 40
 

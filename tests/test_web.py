@@ -130,7 +130,7 @@ def test_chat_answer_with_sources_rating_and_history(phone, services):
     answer.locator(".rate form button").click()
     page.wait_for_selector(".msg.bot .rate .done")
     bot = [m for m in chat_log(page) if m.get("custom", {}) and m["custom"].get("answer_id")][-1]
-    [row] = services["store"].feedback(bot["custom"]["answer_id"])
+    [row] = services["store"].ratings(bot["custom"]["answer_id"])
     assert row["rating"] == "bad" and row["reason"] == "没说清楚在哪办"
     assert "sp-shipin-jingying" in row["doc_ids"]
     shot(page, "chat_rated")

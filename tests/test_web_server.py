@@ -83,19 +83,29 @@ def test_friendly_errors_when_rasa_and_voice_are_down(tmp_path):
     run(go, tmp_path, rasa=False)
 
 
-def test_feedback_is_stored_and_validated(tmp_path):
+def test_feedback_is_stored_only_for_an_answer_given_to_that_conversation(tmp_path):
+    Store(tmp_path / "a.db").record_answer("ans1", "web-x", "公积金租房怎么提取", ["gjj-tiqu-zufang"], True, at=0.0)
+
     async def go(c):
+        # the client's doc_ids are ignored: the store's record of the answer decides
         r = await c.post("/api/feedback", json={"answer_id": "ans1", "rating": "bad", "reason": "打我电话13812345678",
-                                                "sender": "web-x", "doc_ids": ["gjj-tiqu-zufang"]})
+                                                "sender": "web-x", "doc_ids": ["qy-sheli-dengji"]})
         assert r.status == 200 and (await r.json())["ok"]
-        r = await c.post("/api/feedback", json={"answer_id": "ans1", "rating": "meh"})
-        assert r.status == 400
-        r = await c.post("/api/feedback", json={"rating": "good"})
-        assert r.status == 400
+        r = await c.post("/api/feedback", json={"answer_id": "ans1", "rating": "good", "sender": "web-x"})
+        assert r.status == 200 and (await r.json())["replaced"] is True
+        for forged in ({"answer_id": "forged0", "sender": "web-x"}, {"answer_id": "ans1", "sender": "web-y"}):
+            r = await c.post("/api/feedback", json={**forged, "rating": "bad"})
+            body = await r.json()
+            assert r.status == 404 and body["error"] == "unknown_answer" and "本次对话" in body["message"]
+        for bad in ({"answer_id": "ans1", "rating": "meh", "sender": "web-x"}, {"rating": "good"},
+                    {"answer_id": "ans1", "rating": "good"}):
+            assert (await c.post("/api/feedback", json=bad)).status == 400
     run(go, tmp_path)
-    [row] = Store(tmp_path / "a.db").feedback("ans1")
-    assert row["rating"] == "bad" and row["doc_ids"] == ["gjj-tiqu-zufang"]
-    assert "13812345678" not in row["reason"]  # masked by the store
+    store = Store(tmp_path / "a.db")
+    [row] = store.ratings()
+    assert row["answer_id"] == "ans1" and row["rating"] == "good" and row["doc_ids"] == ["gjj-tiqu-zufang"]
+    [first, _] = store.rating_history("ans1")
+    assert "13812345678" not in first["reason"]  # masked by the store
 
 
 def test_copilot_needs_the_agent_token(tmp_path):

@@ -6,7 +6,9 @@
     POST /api/chat                 {sender, message, audience?} -> Rasa REST webhook replies
                                    (audience "agent": the copilot's suggested reply; token only)
     POST /api/voice                audio (multipart or raw body) -> voice gateway
-    POST /api/feedback             {answer_id, rating: good|bad, reason?, sender, doc_ids} -> Store
+    POST /api/feedback             {answer_id, rating: good|bad, reason?, sender} -> Store.rate: only for an
+                                   answer the assistant gave to that sender; the rated guides come from
+                                   the store's record of the answer, never from the client
     GET  /api/copilot/guides?q=&doc=  best guides with key fields; doc: the guide the call is
                                    about (from the reply's custom.turn), shown first (token)
     GET  /api/copilot/handoffs     recent handoff summaries (token)
@@ -20,7 +22,9 @@ Filed 工单 go to an encrypted TicketStore (assistant/intake); an OutboxWorker 
 delivers them to ASSISTANT_TICKET_URL (without it they stay pending). Contacts are never logged.
 
 Errors are JSON {"error": code, "message": Chinese text}; when Rasa or the voice gateway is down
-the message points to the 12345 hotline.
+the message points to the 12345 hotline. Public endpoints and the login are rate-limited per
+conversation and per client address (429 with Retry-After), JSON bodies are bounded, and
+POSTs from other sites' pages are refused (web/guard.py).
 """
 from __future__ import annotations
 
@@ -42,6 +46,9 @@ from assistant.intake.kind import TYPES
 from assistant.intake.outbox import Outbox, OutboxWorker
 from assistant.intake.service import MODEL_DIR, STORE_PATH, TICKET_ID, Intake
 from assistant.intake.ticket import SUMMARY_MAX
+from assistant.stores import RatingRefused
+
+from .guard import Guard, GuardConfig, json_error, read_json, too_many
 
 log = logging.getLogger("web")
 
@@ -77,14 +84,12 @@ class Config:
     # a random in-memory ticket key when ASSISTANT_TICKET_KEY is unset (tests, development; also ASSISTANT_DEV=1)
     allow_ephemeral_key: bool = False
     outbox_interval: float = 2.0
+    guard: GuardConfig = field(default_factory=GuardConfig)
+    voice_pending: int = 4  # transcriptions running or queued; more get "busy" (Whisper is the costliest call)
 
 
 def _dumps(obj: Any) -> str:
     return json.dumps(obj, ensure_ascii=False)
-
-
-def _error(status: int, code: str, message: str, **extra) -> web.Response:
-    return web.json_response({"error": code, "message": message, **extra}, status=status, dumps=_dumps)
 
 
 def _page(name: str) -> web.FileResponse:
@@ -97,7 +102,7 @@ async def security_headers(request: web.Request, handler):
         resp = await handler(request)
     except web.HTTPException as exc:
         if request.path.startswith("/api/") and exc.status >= 400:
-            resp = _error(exc.status, "http_error", exc.reason)
+            resp = json_error(exc.status, "http_error", exc.reason)
         else:
             raise
     resp.headers.setdefault("Content-Security-Policy",
@@ -119,11 +124,13 @@ class WebApp:
         self._intake_task: asyncio.Future | None = None
         self._outbox: Outbox | None = None
         self._worker: OutboxWorker | None = None
+        self.guard = Guard(cfg.guard)
+        self._voice_pending = 0
 
     # ------------------------------------------------------------------ plumbing
 
     def make_app(self) -> web.Application:
-        app = web.Application(client_max_size=12 * 1024 * 1024, middlewares=[security_headers])
+        app = web.Application(client_max_size=12 * 1024 * 1024, middlewares=[security_headers, self.same_site])
         r = app.router
         r.add_get("/", self.root)
         r.add_get("/chat", self.chat_page)
@@ -145,6 +152,13 @@ class WebApp:
         app.on_startup.append(self._startup)
         app.on_cleanup.append(self._cleanup)
         return app
+
+    @web.middleware
+    async def same_site(self, request: web.Request, handler):
+        if request.method not in ("GET", "HEAD", "OPTIONS") and self.guard.cross_site(request):
+            log.warning("cross-site %s %s refused", request.method, request.path)
+            return json_error(403, "cross_site", "拒绝来自其他网站的请求，请在本站页面中操作。")
+        return await handler(request)
 
     async def _startup(self, app: web.Application) -> None:
         self.session = aiohttp.ClientSession()
@@ -190,7 +204,7 @@ class WebApp:
         """The opened Intake, or a 503 response saying why there is none."""
         intake = self._intake if self._intake is not None else await self._intake_task
         if isinstance(intake, Exception):
-            return _error(503, "tickets_not_ready", "工单服务未就绪，暂时无法生成或提交工单，请联系系统管理员。",
+            return json_error(503, "tickets_not_ready", "工单服务未就绪，暂时无法生成或提交工单，请联系系统管理员。",
                           detail=str(intake))
         return intake
 
@@ -223,13 +237,23 @@ class WebApp:
     async def copilot_page(self, request: web.Request) -> web.StreamResponse:
         if self.authorized(request):
             return _page("copilot.html")
+        return self._login_page(401, "口令不正确，请重试。" if request.query.get("failed") else None,
+                                {"WWW-Authenticate": 'Bearer realm="copilot"'})
+
+    @staticmethod
+    def _login_page(status: int, problem: str | None, headers: dict[str, str]) -> web.Response:
         html = (STATIC / "login.html").read_text(encoding="utf-8")
-        if request.query.get("failed"):
-            html = html.replace("<!--failed-->", '<p class="err">口令不正确，请重试。</p>')
-        return web.Response(status=401, text=html, content_type="text/html", charset="utf-8",
-                            headers={"WWW-Authenticate": 'Bearer realm="copilot"', "Cache-Control": "no-store"})
+        if problem:
+            html = html.replace("<!--failed-->", f'<p class="err">{problem}</p>')
+        return web.Response(status=status, text=html, content_type="text/html", charset="utf-8",
+                            headers={**headers, "Cache-Control": "no-store"})
 
     async def copilot_login(self, request: web.Request) -> web.Response:
+        wait = self.guard.limited("login", self.guard.address(request))
+        if wait:  # every attempt counts, so guessing the token is slow whatever the answers
+            log.warning("copilot login throttled")
+            return self._login_page(429, f"尝试次数过多，请{max(1, round(wait))}秒后再试。",
+                                    {"Retry-After": str(max(1, round(wait)))})
         form = await request.post()
         token = str(form.get("token", ""))
         if not self.cfg.token or not hmac.compare_digest(token.encode(), self.cfg.token.encode()):
@@ -250,39 +274,72 @@ class WebApp:
 
     # ------------------------------------------------------------------ chat / voice proxies
 
+    def throttled(self, endpoint: str, address: str | None, sender: str | None = None,
+                  agent: bool = False) -> web.Response | None:
+        """A 429 when this client went over `endpoint`'s limit. An authenticated agent has no
+        per-address limit (a call centre is one address) but keeps the per-conversation one."""
+        wait = self.guard.limited(endpoint, None if agent else address, sender)
+        if not wait:
+            return None
+        log.warning("%s throttled", endpoint)
+        return too_many(wait, **({"replies": [{"text": "您发送得太快了，请稍后再试。"}]} if endpoint == "chat" else {}))
+
     async def chat(self, request: web.Request) -> web.Response:
-        try:
-            body = await request.json()
-        except (ValueError, UnicodeDecodeError):
-            return _error(400, "bad_request", "请求格式不正确。")
-        if not isinstance(body, dict):
-            return _error(400, "bad_request", "请求格式不正确。")
+        address, agent = self.guard.address(request), self.authorized(request)
+        throttled = self.throttled("chat", address, agent=agent)
+        if throttled:
+            return throttled
+        body = await read_json(request)
+        if isinstance(body, web.Response):
+            return body
         sender = str(body.get("sender") or "").strip()[:128]
         message = str(body.get("message") or "")[:MAX_MESSAGE]
         if not sender:
-            return _error(400, "missing_sender", "缺少会话编号（sender）。")
-        payload: dict[str, Any] = {"sender": sender, "message": message}
+            return json_error(400, "missing_sender", "缺少会话编号（sender）。")
+        throttled = self.throttled("chat", None, sender)
+        if throttled:
+            return throttled
+        # the keyed hash of the address goes with the message, so a 差评 typed in the chat can be
+        # reviewed per address like one clicked
+        metadata: dict[str, Any] = {"client": self.store().key(address)}
         if body.get("audience") == "agent":
-            if not self.authorized(request):
-                return _error(401, "unauthorized", "需要坐席口令。")
-            payload["metadata"] = {"audience": "agent"}
+            if not agent:
+                return json_error(401, "unauthorized", "需要坐席口令。")
+            metadata["audience"] = "agent"
+        payload = {"sender": sender, "message": message, "metadata": metadata}
         try:
             async with self.session.post(f"{self.cfg.rasa_url}/webhooks/rest/webhook", json=payload,
                                          timeout=aiohttp.ClientTimeout(total=self.cfg.rasa_timeout)) as resp:
                 if resp.status != 200:
                     log.warning("rasa answered HTTP %s", resp.status)
-                    return _error(502, "assistant_error", MSG_DOWN, replies=[{"text": MSG_DOWN}])
+                    return json_error(502, "assistant_error", MSG_DOWN, replies=[{"text": MSG_DOWN}])
                 replies = await resp.json(content_type=None)
         except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
             log.warning("rasa unreachable: %s", type(exc).__name__)
-            return _error(503, "assistant_unavailable", MSG_DOWN, replies=[{"text": MSG_DOWN}])
+            return json_error(503, "assistant_unavailable", MSG_DOWN, replies=[{"text": MSG_DOWN}])
         return web.json_response({"sender": sender, "replies": replies or []}, dumps=_dumps)
 
     async def voice(self, request: web.Request) -> web.Response:
+        sender = request.query.get("sender", "").strip()[:128] or None
+        agent = request.query.get("audience") == "agent" and self.authorized(request)
+        throttled = self.throttled("voice", self.guard.address(request), sender, agent=agent)
+        if throttled:
+            return throttled
+        if self._voice_pending >= self.cfg.voice_pending:
+            log.warning("voice busy: %d transcriptions pending", self._voice_pending)
+            return json_error(503, "voice_busy", f"语音服务繁忙，请稍后再试或改用文字输入，也可拨打{HOTLINE}。",
+                              headers={"Retry-After": "5"})
+        self._voice_pending += 1
+        try:
+            return await self._voice(request, sender, agent)
+        finally:
+            self._voice_pending -= 1
+
+    async def _voice(self, request: web.Request, sender: str | None, agent: bool) -> web.Response:
         data = await request.read()
         url = f"{self.cfg.voice_url}/api/voice"
-        query = {k: v for k, v in request.query.items() if k == "sender"}
-        if request.query.get("audience") == "agent" and self.authorized(request):
+        query = {"sender": sender} if sender else {}
+        if agent:
             query["audience"] = "agent"
         if query:
             url += "?" + urlencode(query)
@@ -294,49 +351,56 @@ class WebApp:
                 try:
                     payload = json.loads(text)
                 except ValueError:
-                    return _error(502, "voice_error", MSG_VOICE_DOWN)
+                    return json_error(502, "voice_error", MSG_VOICE_DOWN)
                 return web.json_response(payload, status=resp.status, dumps=_dumps)
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             log.warning("voice gateway unreachable: %s", type(exc).__name__)
-            return _error(503, "voice_unavailable", MSG_VOICE_DOWN)
+            return json_error(503, "voice_unavailable", MSG_VOICE_DOWN)
 
     # ------------------------------------------------------------------ 好差评
 
     async def feedback(self, request: web.Request) -> web.Response:
-        try:
-            body = await request.json()
-            if not isinstance(body, dict):
-                raise ValueError
-        except (ValueError, UnicodeDecodeError):
-            return _error(400, "bad_request", "请求格式不正确。")
+        address = self.guard.address(request)
+        throttled = self.throttled("feedback", address)
+        if throttled:
+            return throttled
+        body = await read_json(request)
+        if isinstance(body, web.Response):
+            return body
         rating = body.get("rating")
         answer_id = str(body.get("answer_id") or "")[:64]
-        sender = str(body.get("sender") or "web")[:128]
+        sender = str(body.get("sender") or "").strip()[:128]
         reason = str(body.get("reason") or "")[:500] or None
-        doc_ids = [str(d)[:128] for d in (body.get("doc_ids") or []) if d][:10]
-        if rating not in ("good", "bad") or not answer_id:
-            return _error(400, "bad_feedback", "评价需要 answer_id 和 rating（good 或 bad）。")
-        loop = asyncio.get_running_loop()
+        if rating not in ("good", "bad") or not answer_id or not sender:
+            return json_error(400, "bad_feedback", "评价需要 answer_id、sender 和 rating（good 或 bad）。")
+        throttled = self.throttled("feedback", None, sender)
+        if throttled:
+            return throttled
+        store = self.store()
         try:
-            row = await loop.run_in_executor(
-                None, lambda: self.store().add_feedback(answer_id, sender, rating, doc_ids, reason))
-        except Exception:
-            log.exception("feedback not stored")
-            return _error(500, "store_error", f"评价暂时没有保存成功，请稍后再试，或拨打{HOTLINE}。")
-        return web.json_response({"ok": True, "id": row, "message": "感谢您的评价！"}, dumps=_dumps)
+            result = await asyncio.get_running_loop().run_in_executor(
+                None, lambda: store.rate(answer_id, sender, rating, reason, client_key=store.key(address)))
+        except RatingRefused:
+            log.warning("rating of an answer not given to this conversation refused")
+            return json_error(404, "unknown_answer", "只能评价本次对话中助手给出的回答：这条回答不存在，或不属于本次对话。")
+        except Exception as exc:  # no traceback: it could quote the reason being written
+            log.error("feedback not stored: %s", type(exc).__name__)
+            return json_error(500, "store_error", f"评价暂时没有保存成功，请稍后再试，或拨打{HOTLINE}。")
+        message = "已更新您的评价，感谢！" if result["replaced"] else "感谢您的评价！"
+        return web.json_response({"ok": True, "replaced": result["replaced"], "message": message}, dumps=_dumps)
 
     # ------------------------------------------------------------------ copilot APIs
 
     async def guides(self, request: web.Request) -> web.Response:
         if not self.authorized(request):
-            return _error(401, "unauthorized", "需要坐席口令。")
+            return json_error(401, "unauthorized", "需要坐席口令。")
         q = request.query.get("q", "").strip()[:MAX_MESSAGE]
         doc = request.query.get("doc", "").strip()[:128] or None
         if not q:
             return web.json_response({"query": "", "guides": []})
         retriever = self._retriever if self._retriever is not None else await self._retriever_task
         if isinstance(retriever, Exception):
-            return _error(503, "index_not_ready", f"办事指南索引未就绪：{retriever}")
+            return json_error(503, "index_not_ready", f"办事指南索引未就绪：{retriever}")
         loop = asyncio.get_running_loop()
         if retriever.stale():  # a document was added and the index rebuilt
             retriever = self._retriever = await loop.run_in_executor(None, retriever.refreshed)
@@ -373,7 +437,7 @@ class WebApp:
 
     async def handoffs(self, request: web.Request) -> web.Response:
         if not self.authorized(request):
-            return _error(401, "unauthorized", "需要坐席口令。")
+            return json_error(401, "unauthorized", "需要坐席口令。")
         try:
             limit = max(1, min(50, int(request.query.get("limit", "10"))))
         except ValueError:
@@ -386,12 +450,8 @@ class WebApp:
 
     async def _body(self, request: web.Request) -> dict[str, Any] | web.Response:
         if not self.authorized(request):
-            return _error(401, "unauthorized", "需要坐席口令。")
-        try:
-            body = await request.json()
-        except (ValueError, UnicodeDecodeError):
-            body = None
-        return body if isinstance(body, dict) else _error(400, "bad_request", "请求格式不正确。")
+            return json_error(401, "unauthorized", "需要坐席口令。")
+        return await read_json(request)
 
     async def ticket_draft(self, request: web.Request) -> web.Response:
         body = await self._body(request)
@@ -399,7 +459,7 @@ class WebApp:
             return body
         text = str(body.get("text") or "").strip()[:MAX_CALL]
         if not text:
-            return _error(400, "empty_text", "没有来电内容，无法生成工单草稿。")
+            return json_error(400, "empty_text", "没有来电内容，无法生成工单草稿。")
         intake = await self.intake()
         if isinstance(intake, web.Response):
             return intake
@@ -413,7 +473,7 @@ class WebApp:
             return body
         draft = _clean_draft(body.get("draft"))
         if isinstance(draft, str):
-            return _error(400, "bad_ticket", draft)
+            return json_error(400, "bad_ticket", draft)
         contact = str(body.get("contact") or "").strip()[:32] or None
         callback = body.get("callback") is True
         sender = str(body.get("sender") or "").strip()[:128] or "copilot"
@@ -424,10 +484,10 @@ class WebApp:
             ticket = await asyncio.get_running_loop().run_in_executor(
                 None, lambda: intake.store.file(draft, sender, contact, callback))
         except ValueError as exc:  # the store's own checks: Chinese text for the agent
-            return _error(400, "bad_ticket", str(exc))
+            return json_error(400, "bad_ticket", str(exc))
         except Exception as exc:  # no traceback: it could quote the row being written
             log.error("工单 not filed: %s", type(exc).__name__)
-            return _error(500, "ticket_error", f"工单暂时没有提交成功，请稍后再试，或按{HOTLINE}人工流程登记。")
+            return json_error(500, "ticket_error", f"工单暂时没有提交成功，请稍后再试，或按{HOTLINE}人工流程登记。")
         log.info("工单 %s filed from the copilot (callback=%s)", ticket["id"], callback)
         if self._worker is not None:
             self._worker.wake()
@@ -435,23 +495,23 @@ class WebApp:
 
     async def ticket_status(self, request: web.Request) -> web.Response:
         if not self.authorized(request):
-            return _error(401, "unauthorized", "需要坐席口令。")
+            return json_error(401, "unauthorized", "需要坐席口令。")
         ticket_id = request.match_info["id"].strip().upper()
         if not TICKET_ID.fullmatch(ticket_id):
-            return _error(400, "bad_ticket_id", "工单编号格式不正确（例如 QP20261201-000123）。")
+            return json_error(400, "bad_ticket_id", "工单编号格式不正确（例如 QP20261201-000123）。")
         intake = await self.intake()
         if isinstance(intake, web.Response):
             return intake
         loop = asyncio.get_running_loop()
         ticket = await loop.run_in_executor(None, intake.status, ticket_id)
         if ticket is None:
-            return _error(404, "ticket_not_found", f"没有找到编号为 {ticket_id} 的工单。")
+            return json_error(404, "ticket_not_found", f"没有找到编号为 {ticket_id} 的工单。")
         row = await loop.run_in_executor(None, self._outbox.row, ticket_id)
         return web.json_response({"ticket": ticket, "delivery": row and row["state"]}, dumps=_dumps)
 
     async def ticket_meta(self, request: web.Request) -> web.Response:
         if not self.authorized(request):
-            return _error(401, "unauthorized", "需要坐席口令。")
+            return json_error(401, "unauthorized", "需要坐席口令。")
         departments = intake_data.load_departments()
         categories = [{"name": c.name, "description": c.description, "department": departments[c.name].primary,
                        "local": departments[c.name].local} for c in intake_data.load_categories()]

@@ -41,8 +41,7 @@
     const good = el("button", "good", "好评"), bad = el("button", "bad", "差评");
     good.type = bad.type = "button";
     const send = async (rating, reason) => {
-      const r = await postJSON("/api/feedback", {answer_id: c.answer_id, rating, reason: reason || "",
-        sender, doc_ids: (c.sources || []).map(s => s.doc_id)});
+      const r = await postJSON("/api/feedback", {answer_id: c.answer_id, rating, reason: reason || "", sender});
       if (r.ok) { m.rating = rating; save(); box.replaceWith(renderRating(m)); }
       else status.textContent = (r.data && r.data.message) || "评价没有保存成功，请稍后再试。";
     };
