@@ -81,12 +81,15 @@ CREATE INDEX IF NOT EXISTS rating_client ON rating (client_key, at);
 CREATE TABLE IF NOT EXISTS rating_history (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     answer_id TEXT NOT NULL,
+    sender_key TEXT NOT NULL,
     rating TEXT NOT NULL,
     reason TEXT,
     client_key TEXT,
     at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS rating_history_answer ON rating_history (answer_id, id);
+CREATE INDEX IF NOT EXISTS rating_history_sender ON rating_history (sender_key, at);
+CREATE INDEX IF NOT EXISTS rating_history_client ON rating_history (client_key, at);
 CREATE TABLE IF NOT EXISTS handoff (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     sender_id TEXT NOT NULL,
@@ -203,25 +206,28 @@ class Store:
                    "flags = excluded.flags, at = excluded.at",
                    (answer_id, sender_key, sender_id, client_key, rating, reason, doc_ids, json.dumps(flags),
                     at, at))
-        db.execute("INSERT INTO rating_history (answer_id, rating, reason, client_key, at) VALUES (?,?,?,?,?)",
-                   (answer_id, rating, reason, client_key, at))
+        db.execute("INSERT INTO rating_history (answer_id, sender_key, rating, reason, client_key, at) "
+                   "VALUES (?,?,?,?,?,?)", (answer_id, sender_key, rating, reason, client_key, at))
         if rating == "bad":
             self._flag_bursts(db, sender_key, client_key, at)
         flags = json.loads(db.execute("SELECT flags FROM rating WHERE answer_id = ?", (answer_id,)).fetchone()[0])
         return {"replaced": replaced, "flags": flags, "doc_ids": json.loads(doc_ids)}
 
     def _flag_bursts(self, db: sqlite3.Connection, sender_key: str, client_key: str | None, at: float) -> None:
-        """Many 差评 from one conversation or one address within the window: flag all of them."""
+        """Many 差评 from one conversation or one address within the window (re-ratings of one
+        answer count too): flag every current 差评 of theirs in the window."""
         s = self.suspicion
         since = at - s.window_s
         for column, value, limit, flag in (("sender_key", sender_key, s.bad_per_conversation, "many_bad_conversation"),
                                            ("client_key", client_key, s.bad_per_address, "many_bad_address")):
             if value is None:
                 continue
+            (count,) = db.execute(f"SELECT count(*) FROM rating_history WHERE {column} = ? AND rating = 'bad' "
+                                  "AND at >= ?", (value, since)).fetchone()
+            if count < limit:
+                continue
             rows = db.execute(f"SELECT answer_id, flags FROM rating WHERE {column} = ? AND rating = 'bad' "
                               "AND at >= ?", (value, since)).fetchall()
-            if len(rows) < limit:
-                continue
             for answer_id, flags in rows:
                 marked = json.loads(flags)
                 if flag not in marked:

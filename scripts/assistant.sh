@@ -45,7 +45,10 @@ wait_for() {  # url, name, seconds
 .venv/bin/python -m actions.server --port "$ACTION_PORT" --log-file build/logs/actions.log \
   >> build/logs/actions.out 2>&1 &
 pids+=($!)
-PYTHONPATH=. .venv-rasa/bin/rasa run --model "$MODEL" --port "$RASA_PORT" --cors "*" \
+# Rasa and the action server listen on loopback: the pages talk to the web server, which is
+# the only public port (WEB_HOST); Rasa's CORS admits only the web origins
+read -r -a origins <<< "http://127.0.0.1:$WEB_PORT http://localhost:$WEB_PORT ${ASSISTANT_WEB_ORIGINS:-}"
+PYTHONPATH=. .venv-rasa/bin/rasa run --model "$MODEL" --interface 127.0.0.1 --port "$RASA_PORT" --cors "${origins[@]}" \
   --credentials credentials.yml --endpoints endpoints.yml --log-file build/logs/rasa.log \
   >> build/logs/rasa.out 2>&1 &
 pids+=($!)

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from yarl import URL
 
 from assistant.intake.store import KEY_ENV, TicketStore
 from assistant.stores import Store
@@ -300,3 +301,80 @@ def test_filed_ticket_is_delivered_by_the_outbox_worker(tmp_path):
     [(key, payload)] = seen
     assert key == ticket_id and payload["id"] == ticket_id and delivery == "delivered"
     assert payload["contact"] == PHONE and payload["callback"] is True  # only the 12345 system sees it in clear
+
+
+def test_a_flooding_client_is_throttled_while_another_is_served(tmp_path):
+    from web.guard import GuardConfig
+
+    guard = GuardConfig.from_env({"ASSISTANT_LIMIT_CHAT": "5/60", "ASSISTANT_LIMIT_CHAT_ADDRESS": "12/60"})
+
+    async def go(c):
+        codes = [(await c.post("/api/chat", json={"sender": "flood", "message": "你好"})).status for _ in range(7)]
+        assert codes == [200] * 5 + [429] * 2
+        r = await c.post("/api/chat", json={"sender": "flood", "message": "你好"})
+        body = await r.json()
+        assert int(r.headers["Retry-After"]) >= 1 and "12345" in body["message"] and body["replies"]
+        assert (await c.post("/api/chat", json={"sender": "other", "message": "你好"})).status == 200
+        # rotating conversation ids from one address: the per-address limit (12/60) stops them
+        codes = [(await c.post("/api/chat", json={"sender": f"rot{i}", "message": "hi"},
+                               headers={"X-Forwarded-For": "10.9.9.9"})).status for i in range(14)]
+        assert codes == [200] * 12 + [429] * 2
+        r = await c.post("/api/chat", json={"sender": "elsewhere", "message": "hi"},
+                         headers={"X-Forwarded-For": "10.9.9.10"})
+        assert r.status == 200
+    run(go, tmp_path, guard=guard)
+
+
+def test_login_attempts_are_limited_per_address(tmp_path):
+    async def go(c):
+        xff = {"X-Forwarded-For": "10.7.7.7"}
+        codes = [(await c.post("/copilot/login", data={"token": f"guess{i}"}, headers=xff,
+                               allow_redirects=False)).status for i in range(11)]
+        assert codes == [303] * 10 + [429]
+        r = await c.post("/copilot/login", data={"token": TOKEN}, headers=xff, allow_redirects=False)
+        assert r.status == 429 and "Retry-After" in r.headers and "尝试次数过多" in await r.text()
+        r = await c.post("/copilot/login", data={"token": TOKEN}, headers={"X-Forwarded-For": "10.7.7.8"},
+                         allow_redirects=False)
+        assert r.status == 303 and "copilot_token" in r.cookies
+        cookie = r.headers["Set-Cookie"]
+        assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
+    run(go, tmp_path)
+
+
+def test_bodies_are_bounded_and_malformed_json_refused(tmp_path):
+    async def go(c):
+        r = await c.post("/api/chat", data=b'{"sender": "s", "message": "' + b"x" * 70_000 + b'"}',
+                         headers={"Content-Type": "application/json"})
+        assert r.status == 413 and "过大" in (await r.json())["message"]
+        for raw in (b"[" * 50_000, b'"just a string"', b"\xff\xfe", b'{"sender": "s", "message": '):
+            r = await c.post("/api/feedback", data=raw)
+            assert r.status == 400 and (await r.json())["error"] == "bad_request", raw[:10]
+        r = await c.post("/api/voice", data=b"\0" * (13 * 1024 * 1024), headers={"Content-Type": "audio/wav"})
+        assert r.status == 413 and (await r.json())["error"] == "http_error"
+    run(go, tmp_path)
+
+
+def test_cross_site_posts_are_refused(tmp_path):
+    async def go(c):
+        evil = {"Origin": "https://evil.example"}
+        assert (await c.post("/copilot/login", data={"token": TOKEN}, headers=evil, allow_redirects=False)).status == 403
+        r = await c.post("/api/copilot/ticket/draft", json={"text": COMPLAINT}, headers={**AUTH, **evil})
+        assert r.status == 403 and (await r.json())["error"] == "cross_site"
+        r = await c.post("/api/chat", json={"sender": "s", "message": "你好"}, headers={"Sec-Fetch-Site": "cross-site"})
+        assert r.status == 403
+        r = await c.post("/api/chat", json={"sender": "s", "message": "你好"},
+                         headers={"Origin": str(c.make_url("")).rstrip("/")})
+        assert r.status == 200  # the page's own origin
+    run(go, tmp_path)
+
+
+def test_static_files_do_not_escape_their_folder(tmp_path):
+    async def go(c):
+        for path in ("/static/../server.py", "/static/%2e%2e/server.py", "/static/..%2fserver.py",
+                     "/static/%2e%2e%2f%2e%2e%2fMakefile", "/static//etc/passwd", "/static/", "/static/.."):
+            # encoded=True: the path goes out as written, not normalised by the client
+            r = await c.session.get(URL(str(c.make_url("")).rstrip("/") + path, encoded=True))
+            text = await r.text()
+            assert r.status in (403, 404), path
+            assert "aiohttp server" not in text and "root:" not in text, path
+    run(go, tmp_path)
