@@ -207,6 +207,9 @@ def test_copilot_refuses_without_token(services):
 def test_copilot_updates_from_typed_caller_text(browser, services):
     say(services, "web-handoff-citizen", "孩子刚出生户口怎么报")
     say(services, "web-handoff-citizen", "转人工")
+    # a stored summary with markup in every field (as a future writer might leave it) shows as text
+    xss = "<img src=x onerror=\"document.title='pwned'\">"
+    services["store"].add_handoff("web-xss", {"headline": xss, "questions": [xss], "guides_shown": [xss], "slots": {}})
     ctx = browser.new_context(viewport={"width": 1440, "height": 1000}, locale="zh-CN",
                               permissions=["clipboard-read", "clipboard-write"])
     page = ctx.new_page()
@@ -220,6 +223,8 @@ def test_copilot_updates_from_typed_caller_text(browser, services):
         page.wait_for_selector("#caller")
         page.wait_for_selector(".handoff")
         assert "户口" in page.locator("#handoffs").inner_text()
+        assert "<img src=x" in page.locator("#handoffs").inner_text()
+        assert page.locator("#handoffs img").count() == 0 and page.title() != "pwned"
 
         page.fill("#caller", "我想开公司")
         page.press("#caller", "Enter")
