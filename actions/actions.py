@@ -59,16 +59,20 @@ def utter_answer(dispatcher: CollectingDispatcher, tracker: Tracker, answer: Ans
         log.error("answer %s not recorded: %s", answer.answer_id, type(exc).__name__)
 
 
+def _metadata(tracker: Tracker) -> dict[str, Any]:
+    """The latest message's REST metadata (what bot/channels.py lets through)."""
+    metadata = tracker.latest_message.get("metadata")
+    return metadata if isinstance(metadata, dict) else {}
+
+
 def _client(tracker: Tracker) -> str | None:
-    """The web server's keyed hash of the client address (REST metadata), when there is one."""
-    metadata = tracker.latest_message.get("metadata") or {}
-    return metadata.get("client") if isinstance(metadata, dict) else None
+    """The web server's keyed hash of the client address, when there is one."""
+    return _metadata(tracker).get("client")
 
 
 def audience(tracker: Tracker) -> str:
-    """The copilot marks its messages as coming from a 12345 agent (REST metadata)."""
-    metadata = tracker.latest_message.get("metadata") or {}
-    return "agent" if isinstance(metadata, dict) and metadata.get("audience") == "agent" else "citizen"
+    """The copilot marks its messages as coming from a 12345 agent."""
+    return "agent" if _metadata(tracker).get("audience") == "agent" else "citizen"
 
 
 def _choice(tracker: Tracker) -> str | None:

@@ -20,10 +20,10 @@ import json
 import secrets
 import sqlite3
 import time
-from contextlib import closing
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from .privacy import mask_pii
 
@@ -42,14 +42,6 @@ class Suspicion:
     bad_per_address: int = 20  # 差评 from one client address within the window
     too_fast_s: float = 2.0  # a rating this soon after the answer was shown: not read
 
-
-# flag -> what an administrator reads
-FLAGS = {
-    "many_bad_conversation": "同一会话短时间内多次差评",
-    "many_bad_address": "同一地址短时间内多次差评",
-    "no_question": "评价前没有提问",
-    "too_fast": "回答给出后立即评价",
-}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -131,16 +123,21 @@ class Store:
         db.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
         return db
 
-    def _write(self, sql: str, params: tuple) -> int:
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One short write transaction: writers from other threads and processes wait for it."""
         with closing(self._connect()) as db:
             db.execute("BEGIN IMMEDIATE")
             try:
-                cur = db.execute(sql, params)
+                yield db
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
-            return int(cur.lastrowid)
+
+    def _write(self, sql: str, params: tuple) -> int:
+        with self._transaction() as db:
+            return int(db.execute(sql, params).lastrowid)
 
     def key(self, value: str) -> str:
         """A keyed hash of a conversation id or a client address: equal inputs match, and the
@@ -178,15 +175,8 @@ class Store:
         at = time.time() if at is None else at
         sender_key = self.key(sender_id)
         reason = mask_pii(reason)[:500] if reason else None
-        with closing(self._connect()) as db:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                result = self._rate(db, answer_id, sender_key, mask_pii(sender_id), rating, reason, client_key, at)
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-        return result
+        with self._transaction() as db:
+            return self._rate(db, answer_id, sender_key, mask_pii(sender_id), rating, reason, client_key, at)
 
     def _rate(self, db: sqlite3.Connection, answer_id: str, sender_key: str, sender_id: str, rating: str,
               reason: str | None, client_key: str | None, at: float) -> dict[str, Any]:

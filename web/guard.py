@@ -37,10 +37,14 @@ LIMITS: dict[str, tuple[str | None, str]] = {
 }
 
 
+def dumps(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False)
+
+
 def json_error(status: int, code: str, message: str, headers: Mapping[str, str] | None = None,
                 **extra: Any) -> web.Response:
     return web.json_response({"error": code, "message": message, **extra}, status=status, headers=headers,
-                             dumps=lambda o: json.dumps(o, ensure_ascii=False))
+                             dumps=dumps)
 
 
 def too_many(retry_after: float, **extra: Any) -> web.Response:

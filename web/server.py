@@ -48,7 +48,7 @@ from assistant.intake.service import MODEL_DIR, STORE_PATH, TICKET_ID, Intake
 from assistant.intake.ticket import SUMMARY_MAX
 from assistant.stores import RatingRefused
 
-from .guard import Guard, GuardConfig, json_error, read_json, too_many
+from .guard import Guard, GuardConfig, dumps, json_error, read_json, too_many
 
 log = logging.getLogger("web")
 
@@ -86,10 +86,6 @@ class Config:
     outbox_interval: float = 2.0
     guard: GuardConfig = field(default_factory=GuardConfig)
     voice_pending: int = 4  # transcriptions running or queued; more get "busy" (Whisper is the costliest call)
-
-
-def _dumps(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False)
 
 
 def _page(name: str) -> web.FileResponse:
@@ -317,7 +313,7 @@ class WebApp:
         except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
             log.warning("rasa unreachable: %s", type(exc).__name__)
             return json_error(503, "assistant_unavailable", MSG_DOWN, replies=[{"text": MSG_DOWN}])
-        return web.json_response({"sender": sender, "replies": replies or []}, dumps=_dumps)
+        return web.json_response({"sender": sender, "replies": replies or []}, dumps=dumps)
 
     async def voice(self, request: web.Request) -> web.Response:
         sender = request.query.get("sender", "").strip()[:128] or None
@@ -352,7 +348,7 @@ class WebApp:
                     payload = json.loads(text)
                 except ValueError:
                     return json_error(502, "voice_error", MSG_VOICE_DOWN)
-                return web.json_response(payload, status=resp.status, dumps=_dumps)
+                return web.json_response(payload, status=resp.status, dumps=dumps)
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             log.warning("voice gateway unreachable: %s", type(exc).__name__)
             return json_error(503, "voice_unavailable", MSG_VOICE_DOWN)
@@ -387,7 +383,7 @@ class WebApp:
             log.error("feedback not stored: %s", type(exc).__name__)
             return json_error(500, "store_error", f"评价暂时没有保存成功，请稍后再试，或拨打{HOTLINE}。")
         message = "已更新您的评价，感谢！" if result["replaced"] else "感谢您的评价！"
-        return web.json_response({"ok": True, "replaced": result["replaced"], "message": message}, dumps=_dumps)
+        return web.json_response({"ok": True, "replaced": result["replaced"], "message": message}, dumps=dumps)
 
     # ------------------------------------------------------------------ copilot APIs
 
@@ -405,7 +401,7 @@ class WebApp:
         if retriever.stale():  # a document was added and the index rebuilt
             retriever = self._retriever = await loop.run_in_executor(None, retriever.refreshed)
         data = await loop.run_in_executor(None, lambda: self._guides(retriever, q, doc))
-        return web.json_response(data, dumps=_dumps)
+        return web.json_response(data, dumps=dumps)
 
     @staticmethod
     def _guides(retriever, q: str, doc: str | None = None, limit: int = 3) -> dict[str, Any]:
@@ -444,7 +440,7 @@ class WebApp:
             limit = 10
         loop = asyncio.get_running_loop()
         rows = await loop.run_in_executor(None, lambda: self.store().recent_handoffs(limit))
-        return web.json_response({"handoffs": rows}, dumps=_dumps)
+        return web.json_response({"handoffs": rows}, dumps=dumps)
 
     # ------------------------------------------------------------------ 工单 (copilot)
 
@@ -465,7 +461,7 @@ class WebApp:
             return intake
         kind, draft = await asyncio.get_running_loop().run_in_executor(
             None, lambda: (intake.detect(text), intake.draft(text)))
-        return web.json_response({"kind": kind.to_dict(), "draft": draft}, dumps=_dumps)
+        return web.json_response({"kind": kind.to_dict(), "draft": draft}, dumps=dumps)
 
     async def ticket_file(self, request: web.Request) -> web.Response:
         body = await self._body(request)
@@ -491,7 +487,7 @@ class WebApp:
         log.info("工单 %s filed from the copilot (callback=%s)", ticket["id"], callback)
         if self._worker is not None:
             self._worker.wake()
-        return web.json_response({"ticket": ticket}, dumps=_dumps)
+        return web.json_response({"ticket": ticket}, dumps=dumps)
 
     async def ticket_status(self, request: web.Request) -> web.Response:
         if not self.authorized(request):
@@ -507,7 +503,7 @@ class WebApp:
         if ticket is None:
             return json_error(404, "ticket_not_found", f"没有找到编号为 {ticket_id} 的工单。")
         row = await loop.run_in_executor(None, self._outbox.row, ticket_id)
-        return web.json_response({"ticket": ticket, "delivery": row and row["state"]}, dumps=_dumps)
+        return web.json_response({"ticket": ticket, "delivery": row and row["state"]}, dumps=dumps)
 
     async def ticket_meta(self, request: web.Request) -> web.Response:
         if not self.authorized(request):
@@ -517,7 +513,7 @@ class WebApp:
                        "local": departments[c.name].local} for c in intake_data.load_categories()]
         units = dict.fromkeys(u for d in departments.values() for u in (d.primary, *d.others))
         return web.json_response({"types": list(TYPES), "urgencies": list(URGENCIES), "categories": categories,
-                                  "departments": list(units), "summary_max": SUMMARY_MAX}, dumps=_dumps)
+                                  "departments": list(units), "summary_max": SUMMARY_MAX}, dumps=dumps)
 
 
 def _clean_draft(raw: Any) -> dict[str, Any] | str:
