@@ -54,7 +54,8 @@ def utter_answer(dispatcher: CollectingDispatcher, tracker: Tracker, answer: Ans
                              json_message=answer.payload())
     try:
         runtime.store().record_answer(answer.answer_id, tracker.sender_id, _question(tracker),
-                                      [s["doc_id"] for s in answer.sources], answer.confident, answer.turn.get("kind"))
+                                      [s["doc_id"] for s in answer.sources], answer.confident, answer.turn.get("kind"),
+                                      text=answer.text)
     except Exception as exc:  # the reply still goes out; only its rating will be refused
         log.error("answer %s not recorded: %s", answer.answer_id, type(exc).__name__)
 

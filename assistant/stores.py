@@ -28,6 +28,7 @@ from typing import Any, Iterator
 from .privacy import mask_pii
 
 RATINGS = ("good", "bad")
+ANSWER_TEXT_MAX = 2000
 BUSY_TIMEOUT_S = 30.0
 
 
@@ -53,9 +54,11 @@ CREATE TABLE IF NOT EXISTS answer (
     doc_ids TEXT NOT NULL,             -- the sources shown, in order (JSON)
     confident INTEGER NOT NULL,
     kind TEXT,
-    at REAL NOT NULL
+    at REAL NOT NULL,
+    text TEXT NOT NULL DEFAULT ''      -- the reply shown, masked (what a 差评 is about)
 );
 CREATE INDEX IF NOT EXISTS answer_sender ON answer (sender_key, at);
+CREATE INDEX IF NOT EXISTS answer_at ON answer (at);
 CREATE TABLE IF NOT EXISTS rating (
     answer_id TEXT PRIMARY KEY REFERENCES answer (answer_id),
     sender_key TEXT NOT NULL,
@@ -70,6 +73,7 @@ CREATE TABLE IF NOT EXISTS rating (
 );
 CREATE INDEX IF NOT EXISTS rating_sender ON rating (sender_key, at);
 CREATE INDEX IF NOT EXISTS rating_client ON rating (client_key, at);
+CREATE INDEX IF NOT EXISTS rating_first ON rating (first_at);
 CREATE TABLE IF NOT EXISTS rating_history (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     answer_id TEXT NOT NULL,
@@ -86,22 +90,32 @@ CREATE TABLE IF NOT EXISTS handoff (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     sender_id TEXT NOT NULL,
     summary TEXT NOT NULL,
-    created_at TEXT NOT NULL
+    created_at TEXT NOT NULL,
+    sender_key TEXT,                   -- keyed hash of the conversation id (NULL in older rows)
+    at REAL                            -- epoch seconds (NULL in older rows)
 );
 CREATE INDEX IF NOT EXISTS handoff_sender ON handoff (sender_id, id);
 """
+# Columns added after the first release: (table, column, declaration). Older files get them on open.
+_ADDED = (("answer", "text", "TEXT NOT NULL DEFAULT ''"), ("handoff", "sender_key", "TEXT"), ("handoff", "at", "REAL"))
+_INDEXES_ON_ADDED = ("CREATE INDEX IF NOT EXISTS handoff_at ON handoff (at)",
+                     "CREATE INDEX IF NOT EXISTS handoff_key ON handoff (sender_key, at)")
 
 
 class RatingRefused(ValueError):
     """The rated answer was not given to this conversation (or does not exist)."""
 
 
-def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-
-
 def _iso(at: float) -> str:
     return dt.datetime.fromtimestamp(at, dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _add_columns(db: sqlite3.Connection) -> None:
+    for table, column, declaration in _ADDED:
+        if column not in {row[1] for row in db.execute(f"PRAGMA table_info({table})")}:
+            db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+    for sql in _INDEXES_ON_ADDED:
+        db.execute(sql)
 
 
 class Store:
@@ -114,9 +128,14 @@ class Store:
         with closing(self._connect()) as db:
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(_SCHEMA)
+            _add_columns(db)
             # one secret per store, shared by every process that opens it, for the keyed hashes
             db.execute("INSERT OR IGNORE INTO meta VALUES ('hash_key', ?)", (secrets.token_hex(32),))
             self._hash_key = bytes.fromhex(db.execute("SELECT value FROM meta WHERE key = 'hash_key'").fetchone()[0])
+
+    def connection(self) -> sqlite3.Connection:
+        """A new connection for reads (close it: `with closing(store.connection()) as db`)."""
+        return self._connect()
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
@@ -124,7 +143,7 @@ class Store:
         return db
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> Iterator[sqlite3.Connection]:
         """One short write transaction: writers from other threads and processes wait for it."""
         with closing(self._connect()) as db:
             db.execute("BEGIN IMMEDIATE")
@@ -136,7 +155,7 @@ class Store:
                 raise
 
     def _write(self, sql: str, params: tuple) -> int:
-        with self._transaction() as db:
+        with self.transaction() as db:
             return int(db.execute(sql, params).lastrowid)
 
     def key(self, value: str) -> str:
@@ -147,22 +166,29 @@ class Store:
     # ------------------------------------------------------------- answers given
 
     def record_answer(self, answer_id: str, sender_id: str, question: str, doc_ids: list[str],
-                      confident: bool, kind: str | None = None, at: float | None = None) -> None:
+                      confident: bool, kind: str | None = None, at: float | None = None, text: str = "",
+                      db: sqlite3.Connection | None = None) -> None:
+        """Keep an answer given (masked); `db`: inside the caller's transaction."""
         if not answer_id:
             raise ValueError("answer_id is required")
-        self._write("INSERT OR IGNORE INTO answer VALUES (?,?,?,?,?,?,?,?)",
-                    (answer_id, self.key(sender_id), mask_pii(sender_id), mask_pii(question or "")[:1000],
-                     json.dumps(list(doc_ids), ensure_ascii=False), int(bool(confident)), kind,
-                     time.time() if at is None else at))
+        row = (answer_id, self.key(sender_id), mask_pii(sender_id), mask_pii(question or "")[:1000],
+               json.dumps(list(doc_ids), ensure_ascii=False), int(bool(confident)), kind,
+               time.time() if at is None else at, mask_pii(text or "")[:ANSWER_TEXT_MAX])
+        sql = ("INSERT OR IGNORE INTO answer (answer_id, sender_key, sender_id, question, doc_ids, confident, "
+               "kind, at, text) VALUES (?,?,?,?,?,?,?,?,?)")
+        if db is None:
+            self._write(sql, row)
+        else:
+            db.execute(sql, row)
 
     def answer(self, answer_id: str) -> dict[str, Any] | None:
         with closing(self._connect()) as db:
-            row = db.execute("SELECT answer_id, sender_id, question, doc_ids, confident, kind, at FROM answer "
+            row = db.execute("SELECT answer_id, sender_id, question, doc_ids, confident, kind, at, text FROM answer "
                              "WHERE answer_id = ?", (answer_id,)).fetchone()
         if row is None:
             return None
         return {"answer_id": row[0], "sender_id": row[1], "question": row[2], "doc_ids": json.loads(row[3]),
-                "confident": bool(row[4]), "kind": row[5], "created_at": _iso(row[6])}
+                "confident": bool(row[4]), "kind": row[5], "created_at": _iso(row[6]), "text": row[7]}
 
     # ------------------------------------------------------------- 好差评
 
@@ -175,7 +201,7 @@ class Store:
         at = time.time() if at is None else at
         sender_key = self.key(sender_id)
         reason = mask_pii(reason)[:500] if reason else None
-        with self._transaction() as db:
+        with self.transaction() as db:
             return self._rate(db, answer_id, sender_key, mask_pii(sender_id), rating, reason, client_key, at)
 
     def _rate(self, db: sqlite3.Connection, answer_id: str, sender_key: str, sender_id: str, rating: str,
@@ -249,10 +275,12 @@ class Store:
 
     # ------------------------------------------------------------- handoff summaries
 
-    def add_handoff(self, sender_id: str, summary: dict[str, Any]) -> int:
+    def add_handoff(self, sender_id: str, summary: dict[str, Any], at: float | None = None) -> int:
         masked = json.loads(mask_pii(json.dumps(summary, ensure_ascii=False)))
-        return self._write("INSERT INTO handoff (sender_id, summary, created_at) VALUES (?,?,?)",
-                           (mask_pii(sender_id), json.dumps(masked, ensure_ascii=False), _now()))
+        at = time.time() if at is None else at
+        return self._write("INSERT INTO handoff (sender_id, summary, created_at, sender_key, at) VALUES (?,?,?,?,?)",
+                           (mask_pii(sender_id), json.dumps(masked, ensure_ascii=False), _iso(at),
+                            self.key(sender_id), at))
 
     def latest_handoff(self, sender_id: str) -> dict[str, Any] | None:
         with closing(self._connect()) as db:

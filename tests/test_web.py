@@ -28,6 +28,7 @@ if not os.environ.get("ASSISTANT_MODEL"):
                 allow_module_level=True)
 sync_api = pytest.importorskip("playwright.sync_api", reason="pip install -r web/requirements.txt")
 
+from assistant.admin import Credentials  # noqa: E402
 from conftest import free_port  # noqa: E402
 from test_assistant_e2e import INDEX, ROOT, _wait, assistant, say  # noqa: E402,F401 - assistant is a fixture
 
@@ -35,6 +36,8 @@ ARTIFACTS = ROOT / "tests" / "web_artifacts"
 CLIP = ROOT.parent / "shared" / "audio" / "audio" / "paddlespeech__zh.wav"
 TOKEN = "test-agent-token"
 PHONE = {"width": 375, "height": 740}
+ADMINS = {"alice": ("alice password 1", "admin"), "bob": ("bob password 22", "admin"),
+          "vera": ("viewer password 3", "viewer")}
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--use-fake-device-for-media-stream",
          "--use-fake-ui-for-media-stream", f"--use-file-for-fake-audio-capture={CLIP}"]
@@ -60,8 +63,12 @@ def services(assistant):
     # (ASSISTANT_DEV=1), and no delivery URL (filed 工单 stay pending)
     subprocess.run([sys.executable, "-m", "assistant.intake", "train", "--out", str(tmp / "intake")], cwd=ROOT,
                    check=True, stdout=subprocess.DEVNULL)
+    credentials = Credentials(tmp / "admins.txt")  # the console's two administrators and a viewer
+    for name, (password, role) in ADMINS.items():
+        credentials.add(name, password, role)
     env = dict(os.environ, COPILOT_TOKEN=TOKEN, ASSISTANT_STORE=str(tmp / "assistant.db"), ASSISTANT_INDEX=str(INDEX),
-               ASSISTANT_DEV="1", ASSISTANT_TICKETS=str(tmp / "tickets.db"), ASSISTANT_INTAKE_MODEL=str(tmp / "intake"))
+               ASSISTANT_DEV="1", ASSISTANT_TICKETS=str(tmp / "tickets.db"), ASSISTANT_INTAKE_MODEL=str(tmp / "intake"),
+               ASSISTANT_ADMINS=str(credentials.path))
     env.pop("ASSISTANT_TICKET_URL", None)
     web = subprocess.Popen([sys.executable, "-m", "web", "--port", str(web_port), "--rasa-url", assistant["url"],
                             "--voice-url", f"http://127.0.0.1:{voice_port}"], cwd=ROOT, env=env,
@@ -378,3 +385,225 @@ def test_kiosk_idle_reset_clears_everything(kiosk, services):
     assert page.locator("#welcome").is_visible() and not page.locator("#turn").is_visible()
     assert page.locator("#answer").inner_text() == "" and page.locator("#transcript").inner_text() == ""
     shot(page, "kiosk_after_idle")
+
+
+
+# ---------------------------------------------------------------- administrators' console
+
+def web_post(services, path: str, body: dict) -> dict:
+    req = urllib.request.Request(services["web"] + path, json.dumps(body).encode(), {"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=90) as r:
+        return json.loads(r.read())
+
+
+def chat_turn(services, sender: str, text: str) -> dict | None:
+    """One chat turn through the web server; the reply's answer payload (custom), if any."""
+    replies = web_post(services, "/api/chat", {"sender": sender, "message": text})["replies"]
+    return next((r["custom"] for r in replies if r.get("custom", {}).get("answer_id")), None)
+
+
+def admin_session(browser, services, name: str):
+    ctx = browser.new_context(viewport={"width": 1440, "height": 1000}, locale="zh-CN", accept_downloads=True)
+    page = ctx.new_page()
+    page.set_default_timeout(60_000)
+    page.goto(services["web"] + "/admin")
+    page.fill("input[name=name]", name)
+    page.fill("input[name=password]", ADMINS[name][0])
+    page.click("button[type=submit]")
+    page.wait_for_selector("#cards .stat")
+    return ctx, page
+
+
+def store_figures(path: Path) -> dict[str, int]:
+    """The overview's totals computed straight from the store (everything here is from today)."""
+    with sqlite3.connect(path) as db:
+        one = lambda sql: db.execute(sql).fetchone()[0] or 0  # noqa: E731
+        return {"会话": one("SELECT COUNT(*) FROM (SELECT sender_key FROM answer UNION "
+                          "SELECT sender_key FROM handoff WHERE sender_key IS NOT NULL)"),
+                "回答": one("SELECT COUNT(*) FROM answer"), "有把握回答": one("SELECT SUM(confident) FROM answer"),
+                "无把握回答": one("SELECT SUM(1 - confident) FROM answer"), "转人工": one("SELECT COUNT(*) FROM handoff"),
+                "好评": one("SELECT COUNT(*) FROM rating WHERE rating = 'good'"),
+                "差评": one("SELECT COUNT(*) FROM rating WHERE rating = 'bad'")}
+
+
+def cards(page) -> dict[str, int]:
+    out = {}
+    for c in page.locator("#cards .stat").all():
+        out[c.locator(".label").inner_text()] = int(c.locator(".value").inner_text())
+    return out
+
+
+def test_admin_console_refuses_the_agent_token_and_a_wrong_password(browser, services):
+    ctx = browser.new_context(viewport={"width": 1000, "height": 700}, locale="zh-CN")
+    try:
+        ctx.add_cookies([{"name": "copilot_token", "value": TOKEN, "url": services["web"]}])
+        page = ctx.new_page()
+        resp = page.goto(services["web"] + "/admin")
+        assert resp.status == 401 and page.locator("input[name=password]").is_visible()
+        assert _get_status(services["web"] + "/api/admin/overview", {"Authorization": f"Bearer {TOKEN}"}) == 401
+        page.fill("input[name=name]", "alice")
+        page.fill("input[name=password]", "not the password")
+        page.click("button[type=submit]")
+        page.wait_for_selector(".err")
+        assert "用户名或密码不正确" in page.locator(".err").inner_text()
+        assert not any(c["name"] == "admin_session" for c in ctx.cookies())
+        shot(page, "admin_login_refused")
+    finally:
+        ctx.close()
+
+
+def test_admin_overview_equals_the_stores(browser, services):
+    # scripted conversations: answers, a 好评 and a 差评, a hand-off, an unanswerable question
+    good = chat_turn(services, "adm-good", "结婚登记要带什么材料")
+    web_post(services, "/api/feedback", {"answer_id": good["answer_id"], "rating": "good", "sender": "adm-good"})
+    bad = chat_turn(services, "adm-bad", "公积金租房怎么提取")
+    web_post(services, "/api/feedback", {"answer_id": bad["answer_id"], "rating": "bad", "sender": "adm-bad",
+                                         "reason": "没说要带什么"})
+    chat_turn(services, "adm-handoff", "孩子刚出生户口怎么报")
+    chat_turn(services, "adm-handoff", "转人工")
+    unsure = chat_turn(services, "adm-unsure", "我家猫最近不爱吃饭是怎么回事，要办什么手续吗")
+    assert unsure is None or not unsure["confident"]
+    ctx, page = admin_session(browser, services, "alice")
+    try:
+        expected = store_figures(services["tmp"] / "assistant.db")
+        shown = cards(page)
+        assert {k: shown[k] for k in expected} == expected
+        assert expected["转人工"] >= 1 and expected["差评"] >= 1 and expected["无把握回答"] >= 1
+        page.wait_for_function("() => ['chart-answers', 'chart-ratings'].every(id => document.getElementById(id).naturalWidth > 0)")
+        titles = page.locator("#guides tbody td:first-child").all_inner_texts()
+        assert any("结婚登记" in t for t in titles)
+        shot(page, "admin_overview")
+    finally:
+        ctx.close()
+
+
+def _open_rating(page, question_part: str) -> None:
+    page.click("#tabs button[data-view=ratings]")
+    page.locator("#ratings tbody tr", has_text=question_part).first.click()
+    page.wait_for_selector("#detail dl")
+
+
+def _review(page, status: str, note: str, appeal: str | None = None, reply: str | None = None) -> None:
+    page.select_option(".review select[name=status]", status)
+    if appeal:
+        page.select_option(".review select[name=appeal]", appeal)
+    page.fill(".review textarea[name=note]", note)
+    if reply:
+        page.check(".review input[name=recheck]")
+        page.fill(".review textarea[name=reply]", reply)
+    page.click(".review button[type=submit]")
+    page.wait_for_function("s => document.querySelector('#detail').textContent.includes('→ ' + s)", arg=status)
+
+
+def test_admin_rectifies_a_bad_rating_and_the_citizen_sees_the_update(browser, services, phone):
+    sender = "web-adm-rectify"
+    bad = chat_turn(services, sender, "社保卡丢了怎么补办")
+    web_post(services, "/api/feedback", {"answer_id": bad["answer_id"], "rating": "bad", "sender": sender,
+                                         "reason": "没说在哪里补"})
+    ctx, page = admin_session(browser, services, "alice")
+    try:
+        _open_rating(page, "社保卡丢了怎么补办")
+        detail = page.locator("#detail").inner_text()
+        assert "没说在哪里补" in detail and "社保卡丢了怎么补办" in detail and "《" in detail  # reason, question, sources
+        _review(page, "整改中", "已转社保指南编辑补充补卡地点")
+        _review(page, "已整改", "指南已补充补卡网点", reply="社保卡遗失后可在随申办挂失，并到就近社区事务受理服务中心补办。")
+        trail = page.locator("#detail .trail li").all_inner_texts()
+        assert len(trail) == 2 and all("alice" in t for t in trail) and "待整改 → 整改中" in trail[0]
+        assert "待市民再次打开对话时推送" in page.locator("#detail").inner_text()
+        shot(page, "admin_rating_rectified")
+    finally:
+        ctx.close()
+    # the citizen opens the chat again with the same sender id: the corrected answer, rateable
+    phone.goto(services["web"] + "/chat")
+    phone.evaluate(f"localStorage.setItem('qp.chat.sender', {sender!r}); localStorage.removeItem('qp.chat.log')")
+    phone.reload()
+    phone.wait_for_selector(".msg.bot .rate .good")
+    assert "就近社区事务受理服务中心补办" in phone.locator(".msg.bot").last.inner_text()
+    phone.locator(".msg.bot").last.locator(".rate .good").click()
+    phone.wait_for_selector(".msg.bot .rate .done")
+    shot(phone, "chat_corrected_answer")
+    phone.reload()
+    phone.wait_for_selector(".msg.bot .rate .done")
+    assert phone.locator(".msg.bot", has_text="已核实并更新答复").count() == 1  # shown once
+
+
+def test_admin_appeal_is_decided_by_another_administrator(browser, services):
+    sender = "web-adm-appeal"
+    bad = chat_turn(services, sender, "居住证怎么办")
+    web_post(services, "/api/feedback", {"answer_id": bad["answer_id"], "rating": "bad", "sender": sender})
+    ctx, page = admin_session(browser, services, "alice")
+    try:
+        _open_rating(page, "居住证怎么办")
+        _review(page, "申诉中", "答复与指南一致，属误评", appeal="误评")
+        assert page.locator(".review select[name=status] option").all_inner_texts() == ["复核通过", "驳回"]
+        page.select_option(".review select[name=status]", "复核通过")
+        page.fill(".review textarea[name=note]", "自己复核")
+        page.click(".review button[type=submit]")
+        page.wait_for_function("() => document.querySelector('.review .err').textContent.includes('以外的管理员')")
+    finally:
+        ctx.close()
+    ctx, page = admin_session(browser, services, "bob")
+    try:
+        excluded = cards(page)["申诉成立（不计入考核）"]
+        _open_rating(page, "居住证怎么办")
+        _review(page, "复核通过", "核实答复无误，不计入考核")
+        trail = page.locator("#detail .trail li").all_inner_texts()
+        assert "alice" in trail[0] and "申诉中" in trail[0] and "bob" in trail[1] and "复核通过" in trail[1]
+        assert page.locator(".review").count() == 0  # a decided appeal is final
+        shot(page, "admin_appeal_upheld")
+        page.click("#tabs button[data-view=overview]")
+        page.wait_for_function("n => [...document.querySelectorAll('#cards .stat')].some(c => "
+                               "c.textContent.includes('申诉成立') && c.querySelector('.value').textContent == String(n))",
+                               arg=excluded + 1)
+    finally:
+        ctx.close()
+    ctx, page = admin_session(browser, services, "vera")  # a viewer reads, cannot change or export
+    try:
+        _open_rating(page, "居住证怎么办")
+        assert "只读账号" in page.locator("#detail").inner_text() and page.locator(".review").count() == 0
+        page.click("#tabs button[data-view=export]")
+        assert page.locator("#export-ratings").get_attribute("href") is None
+    finally:
+        ctx.close()
+
+
+def test_admin_gap_topic_from_unanswered_questions(browser, services):
+    dogs = ["我想给家里的狗办个证", "养狗要去哪里登记", "犬只登记怎么弄", "狗狗办证需要什么材料"]
+    for i, q in enumerate(dogs):
+        chat_turn(services, f"adm-gap-{i}", q)
+    ctx, page = admin_session(browser, services, "alice")
+    try:
+        page.click("#tabs button[data-view=gaps]")
+        page.wait_for_selector("#gaps .topic")
+        topic = page.locator("#gaps .topic", has_text=dogs[0])
+        examples = topic.locator(".examples li").all_inner_texts()
+        assert sum(any(d in e for e in examples) for d in dogs) >= 3, examples
+        topic.locator("button", has_text="查看相近指南").click()
+        topic.locator(".near li").first.wait_for()
+        shot(page, "admin_gaps")
+        page.click("#tabs button[data-view=tickets]")
+        page.wait_for_selector("#ticket-tables .card")
+        shot(page, "admin_tickets")
+    finally:
+        ctx.close()
+
+
+def test_admin_csv_export_rows_match_the_store(browser, services):
+    ctx, page = admin_session(browser, services, "alice")
+    try:
+        page.click("#tabs button[data-view=export]")
+        shot(page, "admin_export")
+        with page.expect_download() as info:
+            page.click("#export-ratings")
+        data = Path(info.value.path()).read_bytes()
+        assert data.startswith("\ufeff".encode())
+        import csv
+        import io
+
+        rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig"))))[1:]
+        with sqlite3.connect(services["tmp"] / "assistant.db") as db:
+            stored = db.execute("SELECT a.question, r.rating FROM rating r JOIN answer a USING (answer_id) "
+                                "ORDER BY r.first_at").fetchall()
+        assert [(r[2], r[1]) for r in rows] == [(q, "好评" if v == "good" else "差评") for q, v in stored]
+    finally:
+        ctx.close()

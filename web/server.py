@@ -17,6 +17,9 @@
                                    the reason when the store refuses it (token)
     GET  /api/copilot/ticket/{id}  a filed 工单's masked view and delivery state (token)
     GET  /api/copilot/ticket-meta  types, categories (with their 承办单位), urgencies for the form (token)
+    POST /api/notices              {sender} -> corrected answers of rectified 差评 for this conversation
+                                   (shown once, recorded as new answers so they can be rated again)
+    /admin, /api/admin/…           the administrators' console (web/admin.py; its own login)
 
 Filed 工单 go to an encrypted TicketStore (assistant/intake); an OutboxWorker started with the app
 delivers them to ASSISTANT_TICKET_URL (without it they stay pending). Contacts are never logged.
@@ -33,6 +36,7 @@ import hmac
 import json
 import logging
 import os
+import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +45,7 @@ from urllib.parse import urlencode
 import aiohttp
 from aiohttp import web
 
+from assistant.admin import Reviews
 from assistant.intake import data as intake_data
 from assistant.intake.kind import TYPES
 from assistant.intake.outbox import Outbox, OutboxWorker
@@ -48,6 +53,7 @@ from assistant.intake.service import MODEL_DIR, STORE_PATH, TICKET_ID, Intake
 from assistant.intake.ticket import SUMMARY_MAX
 from assistant.stores import RatingRefused
 
+from .admin import AdminConsole
 from .guard import Guard, GuardConfig, dumps, json_error, read_json, too_many
 
 log = logging.getLogger("web")
@@ -122,6 +128,8 @@ class WebApp:
         self._worker: OutboxWorker | None = None
         self.guard = Guard(cfg.guard)
         self._voice_pending = 0
+        self.static = STATIC
+        self.admin = AdminConsole(self)
 
     # ------------------------------------------------------------------ plumbing
 
@@ -143,6 +151,8 @@ class WebApp:
         r.add_post("/api/copilot/ticket", self.ticket_file)
         r.add_get("/api/copilot/ticket-meta", self.ticket_meta)
         r.add_get("/api/copilot/ticket/{id}", self.ticket_status)
+        r.add_post("/api/notices", self.notices)
+        self.admin.routes(r)
         r.add_get("/healthz", self.health)
         r.add_static("/static/", STATIC, show_index=False)
         app.on_startup.append(self._startup)
@@ -196,6 +206,21 @@ class WebApp:
         self._intake = intake
         return intake
 
+    def loaded_retriever(self):
+        """The index if it is loaded (refreshed after a rebuild), else None; for worker threads."""
+        retriever = self._retriever
+        if retriever is None or isinstance(retriever, Exception):
+            return None
+        if retriever.stale():
+            retriever = self._retriever = retriever.refreshed()
+        return retriever
+
+    def opened_intake(self) -> Intake | Exception | None:
+        return self._intake
+
+    def outbox_state(self) -> dict[str, Any] | None:
+        return self._outbox.state() if self._outbox is not None else None
+
     async def intake(self) -> Intake | web.Response:
         """The opened Intake, or a 503 response saying why there is none."""
         intake = self._intake if self._intake is not None else await self._intake_task
@@ -233,12 +258,12 @@ class WebApp:
     async def copilot_page(self, request: web.Request) -> web.StreamResponse:
         if self.authorized(request):
             return _page("copilot.html")
-        return self._login_page(401, "口令不正确，请重试。" if request.query.get("failed") else None,
-                                {"WWW-Authenticate": 'Bearer realm="copilot"'})
+        return self.login_page("login.html", 401, "口令不正确，请重试。" if request.query.get("failed") else None,
+                               {"WWW-Authenticate": 'Bearer realm="copilot"'})
 
     @staticmethod
-    def _login_page(status: int, problem: str | None, headers: dict[str, str]) -> web.Response:
-        html = (STATIC / "login.html").read_text(encoding="utf-8")
+    def login_page(name: str, status: int, problem: str | None, headers: dict[str, str]) -> web.Response:
+        html = (STATIC / name).read_text(encoding="utf-8")
         if problem:
             html = html.replace("<!--failed-->", f'<p class="err">{problem}</p>')
         return web.Response(status=status, text=html, content_type="text/html", charset="utf-8",
@@ -248,7 +273,7 @@ class WebApp:
         wait = self.guard.limited("login", self.guard.address(request))
         if wait:  # every attempt counts, so guessing the token is slow whatever the answers
             log.warning("copilot login throttled")
-            return self._login_page(429, f"尝试次数过多，请{max(1, round(wait))}秒后再试。",
+            return self.login_page("login.html", 429, f"尝试次数过多，请{max(1, round(wait))}秒后再试。",
                                     {"Retry-After": str(max(1, round(wait)))})
         form = await request.post()
         token = str(form.get("token", ""))
@@ -384,6 +409,32 @@ class WebApp:
             return json_error(500, "store_error", f"评价暂时没有保存成功，请稍后再试，或拨打{HOTLINE}。")
         message = "已更新您的评价，感谢！" if result["replaced"] else "感谢您的评价！"
         return web.json_response({"ok": True, "replaced": result["replaced"], "message": message}, dumps=dumps)
+
+    async def notices(self, request: web.Request) -> web.Response:
+        """Corrected answers (已整改 with a reply) for this conversation, as chat replies."""
+        address = self.guard.address(request)
+        throttled = self.throttled("feedback", address)
+        if throttled:
+            return throttled
+        body = await read_json(request)
+        if isinstance(body, web.Response):
+            return body
+        sender = str(body.get("sender") or "").strip()[:128]
+        if not sender:
+            return json_error(400, "missing_sender", "缺少会话编号（sender）。")
+        try:
+            shown = await asyncio.get_running_loop().run_in_executor(
+                None, lambda: Reviews(self.store()).deliver(sender, lambda: secrets.token_hex(8)))
+        except Exception as exc:  # the chat opens anyway; the notice waits for the next visit
+            log.error("notices not read: %s", type(exc).__name__)
+            return web.json_response({"replies": []})
+        titles = self.admin.titles()
+        replies = [{"text": f"您之前咨询的“{n['question'][:60]}”，我们已核实并更新答复：\n{n['text']}",
+                    "custom": {"answer_id": n["answer_id"], "notice": True,
+                               "sources": [{"doc_id": d, "title": titles(d) or d,
+                                            "citation": f"《{titles(d) or d}》"} for d in n["doc_ids"][:3]]}}
+                   for n in shown]
+        return web.json_response({"replies": replies}, dumps=dumps)
 
     # ------------------------------------------------------------------ copilot APIs
 

@@ -292,16 +292,40 @@ class TicketStore:
         except InvalidTag:
             return None
 
-    def counts(self) -> dict[str, Any]:
-        """Totals by category, department and status (for statistics pages)."""
+    def counts(self, since: str | None = None, until: str | None = None) -> dict[str, Any]:
+        """Totals by category, department, status and China-time day, for 工单 filed on days
+        [since, until] (ISO dates, both optional), for statistics pages."""
+        where, params = self._days(since, until)
         out: dict[str, Any] = {}
         with closing(self._connect()) as db:
-            out["total"] = db.execute("SELECT COUNT(*) FROM ticket").fetchone()[0]
+            out["total"] = db.execute(f"SELECT COUNT(*) FROM ticket {where}", params).fetchone()[0]
             for column in ("category", "department", "status"):
-                rows = db.execute(f"SELECT COALESCE({column}, ?), COUNT(*) FROM ticket GROUP BY 1 "
-                                  "ORDER BY 2 DESC, 1", (UNCATEGORISED,)).fetchall()
+                rows = db.execute(f"SELECT COALESCE({column}, ?), COUNT(*) FROM ticket {where} GROUP BY 1 "
+                                  "ORDER BY 2 DESC, 1", (UNCATEGORISED, *params)).fetchall()
                 out[f"by_{column}"] = {k: n for k, n in rows}
+            out["by_day"] = dict(db.execute(f"SELECT substr(created_at, 1, 10), COUNT(*) FROM ticket {where} "
+                                            "GROUP BY 1 ORDER BY 1", params).fetchall())
         return out
+
+    def listing(self, since: str | None = None, until: str | None = None) -> list[dict[str, Any]]:
+        """Masked views with their delivery state, oldest first, filed on days [since, until]."""
+        where, params = self._days(since, until)
+        with closing(self._connect()) as db:
+            rows = db.execute(f"SELECT *, (SELECT state FROM outbox WHERE ticket_id = ticket.id) AS delivery "
+                              f"FROM ticket {where} ORDER BY created_at, id", params).fetchall()
+        return [{**self._view(r), "delivery": r["delivery"]} for r in rows]
+
+    @staticmethod
+    def _days(since: str | None, until: str | None) -> tuple[str, tuple[str, ...]]:
+        """A WHERE clause on created_at (ISO text in China time, so days compare as text)."""
+        clauses, params = [], []
+        if since:
+            clauses.append("created_at >= ?")
+            params.append(dt.date.fromisoformat(since).isoformat())
+        if until:
+            clauses.append("created_at < ?")
+            params.append((dt.date.fromisoformat(until) + dt.timedelta(days=1)).isoformat())
+        return ("WHERE " + " AND ".join(clauses)) if clauses else "", tuple(params)
 
     # ------------------------------------------------------------- status
 

@@ -155,7 +155,14 @@
     else { talk.textContent = "按住 说话"; talk.classList.remove("rec"); status.textContent = msg || ""; }
   });
 
+  // corrected answers to this conversation's 差评 (已整改), shown once, then rated like any answer
+  async function notices() {
+    const r = await postJSON("/api/notices", {sender});
+    if (r.ok && r.data.replies && r.data.replies.length) addReplies(r.data.replies);
+  }
+
   render({role: "bot", text: WELCOME});
   for (const m of messages) render(m);
   showChips(); scroll();
+  notices();
 })();

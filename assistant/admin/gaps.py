@@ -1,0 +1,166 @@
+"""Knowledge gaps: the questions the assistant could not answer well, grouped into topics.
+
+A question is a gap when its answer was given without confidence, or was rated 差评 (unless an
+appeal against the rating was upheld), or was the last answer before the conversation asked for
+an agent (转人工 within HANDOFF_WINDOW_S). Questions are stored masked; equal texts (after
+normalisation) are counted together, then the newest MAX_TEXTS distinct ones are embedded with
+the retriever's encoder, centred on the index's mean passage vector (Retriever.topic_vectors;
+cached in the store by text hash), and clustered with average linkage on cosine distance, cut at
+`threshold`. A topic is labelled by its medoid question.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from contextlib import closing
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from ..stores import Store
+from .review import STATUS_SQL, UPHELD
+from .schema import china_time, ensure
+
+HANDOFF_WINDOW_S = 30 * 60
+MAX_TEXTS = 2000
+THRESHOLD = 0.5  # cosine distance of centred vectors where topics are cut (bench/admin.py --tune)
+EXAMPLES = 5
+REASONS = {"unconfident": "无把握", "bad": "差评", "handoff": "转人工"}
+_NOISE = re.compile(r"[\s\u3000，。！？、；：,.!?;:~～…\"'“”‘’()（）【】\[\]]+")
+
+
+class Embedder(Protocol):
+    version: str
+
+    def topic_vectors(self, texts: list[str]) -> np.ndarray: ...
+
+
+@dataclass
+class Question:
+    text: str
+    count: int = 0
+    latest: float = 0.0
+    reasons: dict[str, int] = field(default_factory=dict)
+
+    def add(self, at: float, reasons: list[str]) -> None:
+        self.count += 1
+        self.latest = max(self.latest, at)
+        for r in reasons:
+            self.reasons[r] = self.reasons.get(r, 0) + 1
+
+
+def normal_key(text: str) -> str:
+    return _NOISE.sub("", text).casefold()
+
+
+def gap_questions(store: Store, t0: float, t1: float) -> list[Question]:
+    """Distinct gap questions asked in [t0, t1), newest first."""
+    sql = (f"SELECT a.question, a.at, a.confident = 0, COALESCE(r.rating = 'bad' AND {STATUS_SQL} != ?1, 0), "
+           "a.answer_id IN (SELECT (SELECT a2.answer_id FROM answer a2 WHERE a2.sender_key = h.sender_key "
+           "AND a2.at <= h.at AND a2.at >= h.at - ?4 ORDER BY a2.at DESC LIMIT 1) FROM handoff h "
+           "WHERE h.at >= ?2 AND h.at < ?3 + ?4 AND h.sender_key IS NOT NULL) "
+           "FROM answer a LEFT JOIN rating r USING (answer_id) LEFT JOIN review v USING (answer_id) "
+           "WHERE a.at >= ?2 AND a.at < ?3 AND a.question != ''")
+    found: dict[str, Question] = {}
+    with closing(ensure(store).connection()) as db:
+        for text, at, unsure, bad, handed in db.execute(sql, (UPHELD, t0, t1, HANDOFF_WINDOW_S)):
+            reasons = [r for r, on in zip(REASONS, (unsure, bad, handed)) if on]
+            if not reasons:
+                continue
+            key = normal_key(text)
+            if key:
+                found.setdefault(key, Question(text)).add(at, reasons)
+    return sorted(found.values(), key=lambda q: -q.latest)
+
+
+def _hash(text: str) -> str:
+    return hashlib.sha256(normal_key(text).encode()).hexdigest()
+
+
+def vectors(store: Store, embedder: Embedder, texts: list[str]) -> np.ndarray:
+    """Unit vectors of `texts`, from the store's cache where it has them."""
+    hashes = [_hash(t) for t in texts]
+    cached: dict[str, np.ndarray] = {}
+    with closing(store.connection()) as db:
+        for i in range(0, len(hashes), 500):
+            chunk = hashes[i:i + 500]
+            rows = db.execute(f"SELECT text_hash, vector FROM gap_vector WHERE encoder = ? AND text_hash IN "
+                              f"({','.join('?' * len(chunk))})", (embedder.version, *chunk)).fetchall()
+            cached.update((h, np.frombuffer(v, dtype=np.float32)) for h, v in rows)
+    missing = [i for i, h in enumerate(hashes) if h not in cached]
+    if missing:
+        new = np.asarray(embedder.topic_vectors([texts[i] for i in missing]), dtype=np.float32)
+        with store.transaction() as db:
+            db.executemany("INSERT OR IGNORE INTO gap_vector VALUES (?,?,?)",
+                           [(hashes[i], embedder.version, new[j].tobytes()) for j, i in enumerate(missing)])
+        for j, i in enumerate(missing):
+            cached[hashes[i]] = new[j]
+    return np.stack([cached[h] for h in hashes]) if hashes else np.zeros((0, 1), np.float32)
+
+
+def cluster(vecs: np.ndarray, threshold: float = THRESHOLD) -> np.ndarray:
+    """A topic label per row (average linkage, cosine distance cut at `threshold`)."""
+    if len(vecs) < 2:
+        return np.zeros(len(vecs), dtype=int)
+    from sklearn.cluster import AgglomerativeClustering
+
+    model = AgglomerativeClustering(n_clusters=None, distance_threshold=threshold, metric="cosine",
+                                    linkage="average")
+    return model.fit_predict(vecs)
+
+
+def topics(store: Store, embedder: Embedder | None, t0: float, t1: float, threshold: float = THRESHOLD,
+           sort: str = "newest", max_texts: int = MAX_TEXTS, examples: int | None = EXAMPLES) -> dict[str, Any]:
+    """Gap topics in [t0, t1): {questions, distinct, clustered, topics: [{label, count, examples …}]}
+    with `examples` questions per topic (None: all). Without an embedder (no index loaded) equal
+    questions are still grouped, nothing more."""
+    started = time.perf_counter()
+    questions = gap_questions(store, t0, t1)
+    kept = questions[:max_texts]
+    if embedder is not None and kept:
+        vecs = vectors(store, embedder, [q.text for q in kept])
+        labels = cluster(vecs, threshold)
+    else:
+        vecs, labels = None, np.arange(len(kept))
+    groups: dict[int, list[int]] = {}
+    for i, label in enumerate(labels):
+        groups.setdefault(int(label), []).append(i)
+    out = [_topic(kept, members, vecs, examples) for members in groups.values()]
+    out.sort(key=(lambda t: (-t["count"], -t["_latest"])) if sort == "count" else (lambda t: -t["_latest"]))
+    for t in out:
+        del t["_latest"]
+    return {"questions": sum(q.count for q in questions), "distinct": len(questions), "shown": len(kept),
+            "clustered": vecs is not None, "threshold": threshold, "topics": out,
+            "seconds": round(time.perf_counter() - started, 3)}
+
+
+def _topic(questions: list[Question], members: list[int], vecs: np.ndarray | None,
+           examples: int | None) -> dict[str, Any]:
+    if vecs is not None and len(members) > 2:
+        sub = vecs[members]
+        medoid = members[int(np.argmax((sub @ sub.T).sum(axis=1)))]
+    else:
+        medoid = max(members, key=lambda i: questions[i].count)
+    reasons: dict[str, int] = {}
+    for i in members:
+        for r, n in questions[i].reasons.items():
+            reasons[REASONS[r]] = reasons.get(REASONS[r], 0) + n
+    newest = members  # questions come newest first, so each topic's members do too
+    latest = questions[newest[0]].latest
+    return {"id": _hash(questions[medoid].text)[:12], "label": questions[medoid].text,
+            "count": sum(questions[i].count for i in members), "distinct": len(members), "reasons": reasons,
+            "latest_at": china_time(latest), "_latest": latest,
+            "examples": [{"text": questions[i].text, "count": questions[i].count,
+                          "at": china_time(questions[i].latest),
+                          "reasons": [REASONS[r] for r in questions[i].reasons]} for i in newest[:examples]]}
+
+
+def rows(result: dict[str, Any]) -> list[list[Any]]:
+    """CSV rows of a topics(..., examples=None) result: one per distinct question, with its topic."""
+    out: list[list[Any]] = [["话题", "话题提问次数", "问题", "次数", "最近提问", "原因"]]
+    for t in result["topics"]:
+        out += [[t["label"], t["count"], e["text"], e["count"], e["at"], "、".join(e["reasons"])]
+                for e in t["examples"]]
+    return out
