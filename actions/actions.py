@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from typing import Any
 
 from rasa_sdk import Action, Tracker
@@ -58,6 +59,21 @@ def utter_answer(dispatcher: CollectingDispatcher, tracker: Tracker, answer: Ans
                                       text=answer.text)
     except Exception as exc:  # the reply still goes out; only its rating will be refused
         log.error("answer %s not recorded: %s", answer.answer_id, type(exc).__name__)
+
+
+def record_declined(tracker: Tracker, text: str) -> None:
+    """Keep a question the assistant declined as out of scope (no guide, no confidence): the
+    console counts it and groups such questions into knowledge gaps. Not rateable (no id shown)."""
+    try:
+        runtime.store().record_answer(f"oos-{uuid.uuid4().hex[:16]}", tracker.sender_id, _question(tracker), [],
+                                      False, "out_of_scope", text=text)
+    except Exception as exc:
+        log.error("declined question not recorded: %s", type(exc).__name__)
+
+
+def _response_text(domain: dict, response: str) -> str:
+    variants = (domain.get("responses") or {}).get(response) or [{}]
+    return str(variants[0].get("text") or "")
 
 
 def _metadata(tracker: Tracker) -> dict[str, Any]:
@@ -131,6 +147,8 @@ class ActionAudienceReply(Action):
         if audience(tracker) == "agent" and f"{response}_agent" in (domain.get("responses") or {}):
             response += "_agent"
         dispatcher.utter_message(response=response)
+        if response.startswith("utter_out_of_scope"):
+            record_declined(tracker, _response_text(domain, response))
         return []
 
 

@@ -43,11 +43,11 @@ log = logging.getLogger("web.admin")
 COOKIE = "admin_session"
 DEFAULT_DAYS = 30
 MAX_DAYS = 366
-CHARTS = {
-    "answers": ("每日回答与转人工", (("有把握", "confident", "#2563eb"), ("无把握", "unconfident", "#f59e0b"),
-                                  ("转人工", "handoffs", "#9333ea"))),
+CHARTS = {  # name -> (title, stacked bars, lines over them): (label, overview field, colour)
+    "answers": ("每日提问与转人工", (("有把握", "confident", "#2563eb"), ("无把握或未能回答", "unconfident", "#f59e0b")),
+                (("转人工", "handoffs", "#9333ea"),)),
     "ratings": ("每日好差评", (("好评", "good", "#16a34a"), ("差评", "bad", "#dc2626"),
-                            ("申诉成立", "excluded", "#9ca3af"))),
+                            ("申诉成立", "excluded", "#9ca3af")), ()),
 }
 
 
@@ -64,6 +64,10 @@ def _range(request: web.Request) -> tuple[dt.date, dt.date]:
     if (until - since).days >= MAX_DAYS:
         raise ValueError(f"日期范围不能超过{MAX_DAYS}天。")
     return since, until
+
+
+def _series(days: list[dict[str, Any]], spec) -> list[tuple[str, list[float], str]]:
+    return [(label, [d[key] for d in days], colour) for label, key, colour in spec]
 
 
 class AdminConsole:
@@ -188,9 +192,9 @@ class AdminConsole:
             return json_error(400, "bad_request", str(exc))
         overview = await asyncio.get_running_loop().run_in_executor(
             None, lambda: Reports(self.app.store()).overview(since, until, guides=0))
-        title, series = CHARTS[name]
+        title, bars, lines = CHARTS[name]
         days = overview["days"]
-        svg = stacked_bars(title, [d["day"][5:] for d in days], [(n, [d[k] for d in days], c) for n, k, c in series])
+        svg = stacked_bars(title, [d["day"][5:] for d in days], _series(days, bars), _series(days, lines))
         return web.Response(text=svg, content_type="image/svg+xml", headers={"Cache-Control": "no-store"})
 
     def _ratings(self, request: web.Request, admin: Admin, body: dict) -> dict[str, Any]:
@@ -202,7 +206,7 @@ class AdminConsole:
         out = Reviews(self.app.store()).listing(*day_bounds(since, until), status=status, offset=offset)
         titles = self.titles()
         for item in out["items"]:
-            item["guides"] = [titles(d) or d for d in item["doc_ids"]]
+            item["guides"] = [titles(d) or d for d in dict.fromkeys(item["doc_ids"])]
         return out
 
     def _rating(self, request: web.Request, admin: Admin, body: dict) -> dict[str, Any] | web.Response:
@@ -210,7 +214,7 @@ class AdminConsole:
         if item is None or item["rating"] != "bad":
             return json_error(404, "not_found", "没有这条差评。")
         titles = self.titles()
-        item["guides"] = [{"doc_id": d, "title": titles(d) or d} for d in item["doc_ids"]]
+        item["guides"] = [{"doc_id": d, "title": titles(d) or d} for d in dict.fromkeys(item["doc_ids"])]
         return item
 
     def _review(self, request: web.Request, admin: Admin, body: dict) -> dict[str, Any]:

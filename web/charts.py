@@ -11,21 +11,24 @@ FONT = 'font-family="Noto Sans CJK SC, PingFang SC, Microsoft YaHei, sans-serif"
 
 
 def _nice_max(value: float) -> int:
-    """The smallest of 1, 2, 5 × 10^k at or above value (at least 4, so 4 grid lines are whole)."""
-    value = max(value, 4)
+    """4 × the smallest of 1, 2, 5 × 10^k at or above value / 4: four whole grid steps."""
     step = 1
     while True:
         for m in (1, 2, 5):
-            if m * step >= value:
-                return m * step
+            if 4 * m * step >= value:
+                return 4 * m * step
         step *= 10
 
 
-def stacked_bars(title: str, labels: Sequence[str], series: Sequence[tuple[str, Sequence[float], str]]) -> str:
-    """One bar per label, stacked from `series` = [(name, values, colour)], with a legend."""
+Series = Sequence[tuple[str, Sequence[float], str]]
+
+
+def stacked_bars(title: str, labels: Sequence[str], series: Series, lines: Series = ()) -> str:
+    """One bar per label, stacked from `series` = [(name, values, colour)], and `lines` drawn
+    over the bars (counts that are not part of the stack), with a legend."""
     n = max(1, len(labels))
     totals = [sum(s[1][i] for s in series) for i in range(len(labels))]
-    top = _nice_max(max(totals, default=0))
+    top = _nice_max(max(totals + [v for _, values, _ in lines for v in values], default=0))
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     slot = plot_w / n
     bar = max(1.0, slot * 0.7)
@@ -34,7 +37,7 @@ def stacked_bars(title: str, labels: Sequence[str], series: Sequence[tuple[str, 
            f'<rect width="{WIDTH}" height="{HEIGHT}" fill="#fff"/>',
            f'<text x="{LEFT}" y="16" font-size="13" font-weight="600" fill="#0b2453">{escape(title)}</text>']
     x = WIDTH - RIGHT
-    for name, _, colour in reversed(series):  # legend, right-aligned
+    for name, _, colour in reversed(list(series) + list(lines)):  # legend, right-aligned
         width = 18 + 12 * len(name)
         x -= width
         out.append(f'<rect x="{x}" y="7" width="10" height="10" fill="{colour}"/>'
@@ -56,7 +59,13 @@ def stacked_bars(title: str, labels: Sequence[str], series: Sequence[tuple[str, 
         if i % every == 0:
             out.append(f'<text x="{x + bar / 2:.1f}" y="{HEIGHT - BOTTOM + 16}" text-anchor="middle" '
                        f'fill="#6b7280">{escape(label)}</text>')
-    if not any(totals):
+    for name, values, colour in lines:
+        points = [(LEFT + slot * (i + 0.5), TOP + plot_h - plot_h * v / top) for i, v in enumerate(values)]
+        out.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="'
+                   + " ".join(f"{x:.1f},{y:.1f}" for x, y in points) + '"/>')
+        out += [f'<circle cx="{x:.1f}" cy="{y:.1f}" r="2.5" fill="{colour}"><title>{escape(labels[i])} '
+                f'{escape(name)}：{values[i]:g}</title></circle>' for i, (x, y) in enumerate(points) if values[i]]
+    if not any(totals) and not any(v for _, values, _ in lines for v in values):
         out.append(f'<text x="{WIDTH / 2}" y="{TOP + plot_h / 2}" text-anchor="middle" fill="#9ca3af">'
                    '所选日期内没有数据</text>')
     out.append("</svg>")

@@ -432,7 +432,7 @@ class WebApp:
         replies = [{"text": f"您之前咨询的“{n['question'][:60]}”，我们已核实并更新答复：\n{n['text']}",
                     "custom": {"answer_id": n["answer_id"], "notice": True,
                                "sources": [{"doc_id": d, "title": titles(d) or d,
-                                            "citation": f"《{titles(d) or d}》"} for d in n["doc_ids"][:3]]}}
+                                            "citation": f"《{titles(d) or d}》"} for d in list(dict.fromkeys(n["doc_ids"]))[:3]]}}
                    for n in shown]
         return web.json_response({"replies": replies}, dumps=dumps)
 

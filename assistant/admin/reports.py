@@ -2,8 +2,11 @@
 
 Definitions (what the page and the tests count):
   conversations   distinct conversations (keyed sender hash) with an answer or a hand-off that day
-  answers         replies of the assistant that show guides (the action server records each one)
-  confident       answers given with confidence; the rest are 无把握 (clarified or offered 转人工)
+  answers         questions the assistant replied to: answers from the guides (each recorded by the
+                  action server, a corrected answer pushed after 整改 included) and questions it
+                  declined as out of scope (no guide)
+  confident       answers given with confidence; the rest are 无把握 (clarified, offered 转人工,
+                  or declined)
   handoffs        hand-offs to a hotline agent (转人工)
   good / bad      ratings by the day they were first given, their current value; a 差评 whose
                   appeal was upheld (复核通过) is counted in `excluded`, not in `bad` (assessment)

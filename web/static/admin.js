@@ -40,8 +40,8 @@
     if (!o) return;
     const t = o.totals;
     $("cards").replaceChildren(
-      card("会话", t.conversations), card("回答", t.answers),
-      card("有把握回答", t.confident, "占 " + pct(t.confident, t.answers)), card("无把握回答", t.unconfident),
+      card("会话", t.conversations), card("提问", t.answers),
+      card("有把握回答", t.confident, "占 " + pct(t.confident, t.answers)), card("无把握或未能回答", t.unconfident),
       card("转人工", t.handoffs), card("好评", t.good), card("差评", t.bad, "满意率 " + pct(t.good, t.good + t.bad)),
       card("申诉成立（不计入考核）", t.excluded));
     const stamp = "&t=" + Date.now();
@@ -76,7 +76,10 @@
       tr.append(el("td", "nowrap", i.rated_at.replace("T", " ").slice(0, 16)), el("td", null, i.question),
                 el("td", "muted", i.reason || ""), cell(st));
       tr.tabIndex = 0;
-      tr.addEventListener("click", () => detail(i.answer_id));
+      tr.addEventListener("click", () => {
+        for (const other of body.querySelectorAll("tr.sel")) other.classList.remove("sel");
+        tr.classList.add("sel"); detail(i.answer_id);
+      });
       body.appendChild(tr);
     }
     if (!r.total) body.appendChild(row(["", "所选日期内没有差评", "", ""]));
@@ -171,7 +174,7 @@
         if (!r) return;
         out.replaceChildren(el("p", "meta", r.confident ? "已有指南可能覆盖：" : "没有把握匹配的指南，可能需要新增："));
         const ol = el("ol");
-        for (const x of r.guides) ol.appendChild(el("li", null, "《" + x.title + "》" + (x.section || "") + "（相关度 " + x.score.toFixed(2) + "）"));
+        for (const x of r.guides) ol.appendChild(el("li", null, "《" + x.title + "》" + (x.section ? " · " + x.section : "")));
         out.appendChild(ol);
       });
       c.append(b, out);
