@@ -55,10 +55,10 @@ CREATE TABLE IF NOT EXISTS answer (
     confident INTEGER NOT NULL,
     kind TEXT,
     at REAL NOT NULL,
-    text TEXT NOT NULL DEFAULT ''      -- the reply shown, masked (what a 差评 is about)
+    text TEXT NOT NULL DEFAULT '',     -- the reply shown, masked (what a 差评 is about)
+    top_doc TEXT                       -- doc_ids[0], the guide the answer is about (for statistics)
 );
 CREATE INDEX IF NOT EXISTS answer_sender ON answer (sender_key, at);
-CREATE INDEX IF NOT EXISTS answer_at ON answer (at);
 CREATE TABLE IF NOT EXISTS rating (
     answer_id TEXT PRIMARY KEY REFERENCES answer (answer_id),
     sender_key TEXT NOT NULL,
@@ -69,11 +69,11 @@ CREATE TABLE IF NOT EXISTS rating (
     doc_ids TEXT NOT NULL,
     flags TEXT NOT NULL DEFAULT '[]',
     first_at REAL NOT NULL,
-    at REAL NOT NULL
+    at REAL NOT NULL,
+    top_doc TEXT                       -- doc_ids[0]
 );
 CREATE INDEX IF NOT EXISTS rating_sender ON rating (sender_key, at);
 CREATE INDEX IF NOT EXISTS rating_client ON rating (client_key, at);
-CREATE INDEX IF NOT EXISTS rating_first ON rating (first_at);
 CREATE TABLE IF NOT EXISTS rating_history (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     answer_id TEXT NOT NULL,
@@ -96,9 +96,15 @@ CREATE TABLE IF NOT EXISTS handoff (
 );
 CREATE INDEX IF NOT EXISTS handoff_sender ON handoff (sender_id, id);
 """
-# Columns added after the first release: (table, column, declaration). Older files get them on open.
-_ADDED = (("answer", "text", "TEXT NOT NULL DEFAULT ''"), ("handoff", "sender_key", "TEXT"), ("handoff", "at", "REAL"))
-_INDEXES_ON_ADDED = ("CREATE INDEX IF NOT EXISTS handoff_at ON handoff (at)",
+# Columns added after the first release: (table, column, declaration, backfill of older rows).
+# Older files get them on open.
+_TOP_DOC = "UPDATE {table} SET top_doc = json_extract(doc_ids, '$[0]')"
+_ADDED = (("answer", "text", "TEXT NOT NULL DEFAULT ''", None), ("answer", "top_doc", "TEXT", _TOP_DOC),
+          ("rating", "top_doc", "TEXT", _TOP_DOC), ("handoff", "sender_key", "TEXT", None), ("handoff", "at", "REAL", None))
+# The console's figures read these covering indexes only (tens of ms for a month of 100,000 ratings).
+_INDEXES_ON_ADDED = ("CREATE INDEX IF NOT EXISTS answer_stats ON answer (at, confident, sender_key, top_doc)",
+                     "CREATE INDEX IF NOT EXISTS rating_stats ON rating (first_at, rating, top_doc, answer_id)",
+                     "CREATE INDEX IF NOT EXISTS handoff_at ON handoff (at, sender_key)",
                      "CREATE INDEX IF NOT EXISTS handoff_key ON handoff (sender_key, at)")
 
 
@@ -111,9 +117,11 @@ def _iso(at: float) -> str:
 
 
 def _add_columns(db: sqlite3.Connection) -> None:
-    for table, column, declaration in _ADDED:
+    for table, column, declaration, backfill in _ADDED:
         if column not in {row[1] for row in db.execute(f"PRAGMA table_info({table})")}:
             db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+            if backfill:
+                db.execute(backfill.format(table=table))
     for sql in _INDEXES_ON_ADDED:
         db.execute(sql)
 
@@ -173,9 +181,9 @@ class Store:
             raise ValueError("answer_id is required")
         row = (answer_id, self.key(sender_id), mask_pii(sender_id), mask_pii(question or "")[:1000],
                json.dumps(list(doc_ids), ensure_ascii=False), int(bool(confident)), kind,
-               time.time() if at is None else at, mask_pii(text or "")[:ANSWER_TEXT_MAX])
+               time.time() if at is None else at, mask_pii(text or "")[:ANSWER_TEXT_MAX], next(iter(doc_ids), None))
         sql = ("INSERT OR IGNORE INTO answer (answer_id, sender_key, sender_id, question, doc_ids, confident, "
-               "kind, at, text) VALUES (?,?,?,?,?,?,?,?,?)")
+               "kind, at, text, top_doc) VALUES (?,?,?,?,?,?,?,?,?,?)")
         if db is None:
             self._write(sql, row)
         else:
@@ -217,11 +225,12 @@ class Store:
         if at - answered_at < self.suspicion.too_fast_s:
             flags.append("too_fast")
         replaced = db.execute("SELECT 1 FROM rating WHERE answer_id = ?", (answer_id,)).fetchone() is not None
-        db.execute("INSERT INTO rating VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT (answer_id) DO UPDATE SET "
+        db.execute("INSERT INTO rating (answer_id, sender_key, sender_id, client_key, rating, reason, doc_ids, flags, "
+                   "first_at, at, top_doc) VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (answer_id) DO UPDATE SET "
                    "rating = excluded.rating, reason = excluded.reason, client_key = excluded.client_key, "
                    "flags = excluded.flags, at = excluded.at",
                    (answer_id, sender_key, sender_id, client_key, rating, reason, doc_ids, json.dumps(flags),
-                    at, at))
+                    at, at, next(iter(json.loads(doc_ids)), None)))
         db.execute("INSERT INTO rating_history (answer_id, sender_key, rating, reason, client_key, at) "
                    "VALUES (?,?,?,?,?,?)", (answer_id, sender_key, rating, reason, client_key, at))
         if rating == "bad":

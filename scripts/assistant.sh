@@ -24,6 +24,15 @@ if [ -z "${ASSISTANT_TICKET_KEY:-}" ]; then
   ASSISTANT_TICKET_KEY=$(cat build/secrets/ticket.key)
 fi
 export ASSISTANT_TICKET_KEY
+# the administrators' console (/admin) reads its accounts from ASSISTANT_ADMINS; on a machine with
+# none yet, one account "admin" is made with a random password, shown once below
+export ASSISTANT_ADMINS=${ASSISTANT_ADMINS:-build/data/admins.txt}
+admin_note="accounts in $ASSISTANT_ADMINS (python -m assistant.admin add-user NAME)"
+if [ ! -s "$ASSISTANT_ADMINS" ]; then
+  admin_password=$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
+  echo "$admin_password" | .venv/bin/python -m assistant.admin add-user admin --file "$ASSISTANT_ADMINS" >/dev/null
+  admin_note="user admin, password $admin_password (shown once; change it with python -m assistant.admin add-user admin)"
+fi
 pids=()
 cleanup() {
   trap - EXIT INT TERM
@@ -67,6 +76,7 @@ curl -fs "http://127.0.0.1:$ACTION_PORT/ready" >/dev/null || \
 echo "assistant ready: REST http://127.0.0.1:$RASA_PORT/webhooks/rest/webhook (and socket.io)," \
   "voice http://127.0.0.1:$VOICE_PORT/api/voice" >&2
 echo "web: http://127.0.0.1:$WEB_PORT/chat  /kiosk  /copilot (agent token: $COPILOT_TOKEN)" >&2
+echo "admin console: http://127.0.0.1:$WEB_PORT/admin ($admin_note)" >&2
 
 if [ "$mode" = "--chat" ]; then
   .venv/bin/python -m actions --url "http://127.0.0.1:$RASA_PORT"

@@ -306,3 +306,14 @@ def test_ticket_counts_and_listing_by_day(tmp_path, monkeypatch):
     listed = tickets.listing("2026-12-03", "2026-12-03")
     assert [t["id"] for t in listed] == ["QP20261203-000001"] and listed[0]["delivery"] == "pending"
     assert listed[0]["contact_masked"] == "138****5678"
+
+
+def test_warming_embeds_only_new_gap_questions(store):
+    embedder = FakeEmbedder()
+    for i, q in enumerate(["狗证怎么办", "狗证在哪办", "噪音扰民"]):
+        store.record_answer(f"w{i}", f"s{i}", q, [], False, at=T1 + i)
+    assert gaps.warm(store, embedder, *day_bounds(DAY1, DAY1)) == 3
+    store.record_answer("w9", "s9", "电动车上牌", [], False, at=T1 + 9)
+    assert gaps.warm(store, embedder, *day_bounds(DAY1, DAY1)) == 1 and embedder.calls == 4
+    gaps.topics(store, embedder, *day_bounds(DAY1, DAY1))
+    assert embedder.calls == 4  # the page found every vector cached

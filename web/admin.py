@@ -4,8 +4,8 @@
     POST /admin/login               form {name, password} -> HttpOnly session cookie (admin_session)
     POST /admin/logout
     GET  /api/admin/me              {name, role}
-    GET  /api/admin/overview        ?since=&until= (ISO days, China time; default the last 30 days)
-    GET  /api/admin/charts/{answers|ratings}.svg   the overview's charts
+    GET  /api/admin/overview        ?since=&until= (ISO days, China time; default the last 30 days),
+                                    with its two charts as SVG text (the page shows them as data: images)
     GET  /api/admin/ratings         差评 in the range, ?status=&offset=
     GET  /api/admin/ratings/{id}    one 差评: question, answer, sources, reason, review, audit trail
     POST /api/admin/ratings/{id}/review   {status, note, appeal?, reply?} (role admin)
@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import time
 from typing import TYPE_CHECKING, Any, Callable
 
 from aiohttp import web
@@ -43,6 +44,7 @@ log = logging.getLogger("web.admin")
 COOKIE = "admin_session"
 DEFAULT_DAYS = 30
 MAX_DAYS = 366
+WARM_DAYS = 90  # the gap questions embedded ahead of the page (the default view shows 30 days)
 CHARTS = {  # name -> (title, stacked bars, lines over them): (label, overview field, colour)
     "answers": ("每日提问与转人工", (("有把握", "confident", "#2563eb"), ("无把握或未能回答", "unconfident", "#f59e0b")),
                 (("转人工", "handoffs", "#9333ea"),)),
@@ -75,13 +77,30 @@ class AdminConsole:
         self.app = app
         self._accounts: Accounts | None = None
 
+    async def warm_gaps(self, interval: float) -> None:
+        """Embed new gap questions every `interval` seconds in the background, so the knowledge-gap
+        page clusters cached vectors instead of waiting for the encoder (runs until cancelled)."""
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, gaps.preload)
+        while True:
+            retriever = self.app.loaded_retriever()
+            if retriever is not None:
+                now = time.time()
+                try:
+                    n = await loop.run_in_executor(None, gaps.warm, self.app.store(), retriever,
+                                                   now - WARM_DAYS * 86400, now + 86400)
+                    if n:
+                        log.info("knowledge gaps: %d new questions embedded", n)
+                except Exception as exc:  # the page embeds what is missing itself
+                    log.warning("knowledge gaps not warmed: %s", type(exc).__name__)
+            await asyncio.sleep(interval if retriever is not None else 5.0)
+
     def routes(self, r: web.UrlDispatcher) -> None:
         r.add_get("/admin", self.page)
         r.add_post("/admin/login", self.login)
         r.add_post("/admin/logout", self.logout)
         r.add_get("/api/admin/me", self.api(self._me))
         r.add_get("/api/admin/overview", self.api(self._overview))
-        r.add_get("/api/admin/charts/{name}.svg", self.chart)
         r.add_get("/api/admin/ratings", self.api(self._ratings))
         r.add_get("/api/admin/ratings/{id}", self.api(self._rating))
         r.add_post("/api/admin/ratings/{id}/review", self.api(self._review))
@@ -178,24 +197,12 @@ class AdminConsole:
 
     def _overview(self, request: web.Request, admin: Admin, body: dict) -> dict[str, Any]:
         since, until = _range(request)
-        return Reports(self.app.store(), self.titles()).overview(since, until)
-
-    async def chart(self, request: web.Request) -> web.Response:
-        if await self.admin(request) is None:
-            return json_error(401, "unauthorized", "请先登录管理后台。")
-        name = request.match_info["name"]
-        if name not in CHARTS:
-            return json_error(404, "no_chart", "没有这个图表。")
-        try:
-            since, until = _range(request)
-        except ValueError as exc:
-            return json_error(400, "bad_request", str(exc))
-        overview = await asyncio.get_running_loop().run_in_executor(
-            None, lambda: Reports(self.app.store()).overview(since, until, guides=0))
-        title, bars, lines = CHARTS[name]
+        overview = Reports(self.app.store(), self.titles()).overview(since, until)
         days = overview["days"]
-        svg = stacked_bars(title, [d["day"][5:] for d in days], _series(days, bars), _series(days, lines))
-        return web.Response(text=svg, content_type="image/svg+xml", headers={"Cache-Control": "no-store"})
+        overview["charts"] = {name: stacked_bars(title, [d["day"][5:] for d in days], _series(days, bars),
+                                                 _series(days, lines))
+                              for name, (title, bars, lines) in CHARTS.items()}
+        return overview
 
     def _ratings(self, request: web.Request, admin: Admin, body: dict) -> dict[str, Any]:
         since, until = _range(request)

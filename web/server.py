@@ -92,6 +92,7 @@ class Config:
     outbox_interval: float = 2.0
     guard: GuardConfig = field(default_factory=GuardConfig)
     voice_pending: int = 4  # transcriptions running or queued; more get "busy" (Whisper is the costliest call)
+    gap_warm_interval: float = 300.0  # seconds between background embeddings of new gap questions (0: off)
 
 
 def _page(name: str) -> web.FileResponse:
@@ -129,6 +130,7 @@ class WebApp:
         self.guard = Guard(cfg.guard)
         self._voice_pending = 0
         self.static = STATIC
+        self._warmer: asyncio.Task | None = None
         self.admin = AdminConsole(self)
 
     # ------------------------------------------------------------------ plumbing
@@ -173,8 +175,12 @@ class WebApp:
         self._retriever_task = loop.run_in_executor(None, self._load_retriever)
         # the 工单 store (and its outbox worker) and the intake classifier, also in the background
         self._intake_task = loop.run_in_executor(None, self._open_intake)
+        if self.cfg.gap_warm_interval > 0:
+            self._warmer = asyncio.create_task(self.admin.warm_gaps(self.cfg.gap_warm_interval))
 
     async def _cleanup(self, app: web.Application) -> None:
+        if self._warmer is not None:
+            self._warmer.cancel()
         if self._intake_task is not None:
             await asyncio.wait([self._intake_task])  # a worker started late would outlive the app
         if self._worker is not None:

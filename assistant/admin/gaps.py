@@ -1,8 +1,8 @@
 """Knowledge gaps: the questions the assistant could not answer well, grouped into topics.
 
-A question is a gap when its answer was given without confidence, or was rated 差评 (unless an
-appeal against the rating was upheld), or was the last answer before the conversation asked for
-an agent (转人工 within HANDOFF_WINDOW_S). Questions are stored masked; equal texts (after
+A question is a gap when its answer was given without confidence (or the question was declined
+as out of scope), or was rated 差评 (unless an appeal against the rating was upheld), or was the
+last answer before the conversation asked for an agent (转人工 within HANDOFF_WINDOW_S). Questions are stored masked; equal texts (after
 normalisation) are counted together, then the newest MAX_TEXTS distinct ones are embedded with
 the retriever's encoder, centred on the index's mean passage vector (Retriever.topic_vectors;
 cached in the store by text hash), and clustered with average linkage on cosine distance, cut at
@@ -24,7 +24,7 @@ from .review import STATUS_SQL, UPHELD
 from .schema import china_time, ensure
 
 HANDOFF_WINDOW_S = 30 * 60
-MAX_TEXTS = 2000
+MAX_TEXTS = 1000  # distinct questions clustered per request (about 0.3 s on 2 cores); older ones are counted
 THRESHOLD = 0.5  # cosine distance of centred vectors where topics are cut (bench/admin.py --tune)
 EXAMPLES = 5
 REASONS = {"unconfident": "无把握", "bad": "差评", "handoff": "转人工"}
@@ -56,22 +56,28 @@ def normal_key(text: str) -> str:
 
 
 def gap_questions(store: Store, t0: float, t1: float) -> list[Question]:
-    """Distinct gap questions asked in [t0, t1), newest first."""
-    sql = (f"SELECT a.question, a.at, a.confident = 0, COALESCE(r.rating = 'bad' AND {STATUS_SQL} != ?1, 0), "
-           "a.answer_id IN (SELECT (SELECT a2.answer_id FROM answer a2 WHERE a2.sender_key = h.sender_key "
-           "AND a2.at <= h.at AND a2.at >= h.at - ?4 ORDER BY a2.at DESC LIMIT 1) FROM handoff h "
-           "WHERE h.at >= ?2 AND h.at < ?3 + ?4 AND h.sender_key IS NOT NULL) "
-           "FROM answer a LEFT JOIN rating r USING (answer_id) LEFT JOIN review v USING (answer_id) "
-           "WHERE a.at >= ?2 AND a.at < ?3 AND a.question != ''")
-    found: dict[str, Question] = {}
+    """Distinct gap questions asked (or, for 差评, rated) in [t0, t1), newest first."""
+    queries = {  # reason -> SQL of (answer id, question, time) rows; each reads an index range
+        "unconfident": "SELECT answer_id, question, at FROM answer WHERE at >= :t0 AND at < :t1 AND confident = 0",
+        "bad": (f"SELECT a.answer_id, a.question, a.at FROM rating r JOIN answer a USING (answer_id) "
+                f"LEFT JOIN review v USING (answer_id) WHERE r.first_at >= :t0 AND r.first_at < :t1 "
+                f"AND r.rating = 'bad' AND {STATUS_SQL} != :upheld"),
+        "handoff": ("SELECT a.answer_id, a.question, a.at FROM handoff h JOIN answer a ON a.answer_id = "
+                    "(SELECT a2.answer_id FROM answer a2 WHERE a2.sender_key = h.sender_key AND a2.at <= h.at "
+                    "AND a2.at >= h.at - :window ORDER BY a2.at DESC LIMIT 1) "
+                    "WHERE h.at >= :t0 AND h.at < :t1 + :window AND h.sender_key IS NOT NULL AND a.at >= :t0 AND a.at < :t1"),
+    }
+    params = {"upheld": UPHELD, "t0": t0, "t1": t1, "window": HANDOFF_WINDOW_S}
+    answers: dict[str, tuple[str, float, list[str]]] = {}
     with closing(ensure(store).connection()) as db:
-        for text, at, unsure, bad, handed in db.execute(sql, (UPHELD, t0, t1, HANDOFF_WINDOW_S)):
-            reasons = [r for r, on in zip(REASONS, (unsure, bad, handed)) if on]
-            if not reasons:
-                continue
-            key = normal_key(text)
-            if key:
-                found.setdefault(key, Question(text)).add(at, reasons)
+        for reason, sql in queries.items():
+            for answer_id, text, at in db.execute(sql, params):
+                answers.setdefault(answer_id, (text, at, []))[2].append(reason)
+    found: dict[str, Question] = {}
+    for text, at, reasons in answers.values():
+        key = normal_key(text)
+        if key:
+            found.setdefault(key, Question(text)).add(at, reasons)
     return sorted(found.values(), key=lambda q: -q.latest)
 
 
@@ -98,6 +104,23 @@ def vectors(store: Store, embedder: Embedder, texts: list[str]) -> np.ndarray:
         for j, i in enumerate(missing):
             cached[hashes[i]] = new[j]
     return np.stack([cached[h] for h in hashes]) if hashes else np.zeros((0, 1), np.float32)
+
+
+def warm(store: Store, embedder: Embedder, t0: float, t1: float, max_texts: int = MAX_TEXTS) -> int:
+    """Embed (and cache) the gap questions the page would show for [t0, t1); how many were new.
+    The web server runs this in the background, so the page clusters cached vectors only."""
+    texts = [q.text for q in gap_questions(ensure(store), t0, t1)[:max_texts]]
+    with closing(store.connection()) as db:
+        known = {h for (h,) in db.execute("SELECT text_hash FROM gap_vector WHERE encoder = ?", (embedder.version,))}
+    new = [t for t in texts if _hash(t) not in known]
+    if new:
+        vectors(store, embedder, new)
+    return len(new)
+
+
+def preload() -> None:
+    """Import the clustering code ahead of the first request (about 1.5 s)."""
+    import sklearn.cluster  # noqa: F401
 
 
 def cluster(vecs: np.ndarray, threshold: float = THRESHOLD) -> np.ndarray:

@@ -9,7 +9,8 @@ Definitions (what the page and the tests count):
                   or declined)
   handoffs        hand-offs to a hotline agent (转人工)
   good / bad      ratings by the day they were first given, their current value; a 差评 whose
-                  appeal was upheld (复核通过) is counted in `excluded`, not in `bad` (assessment)
+                  appeal was upheld (复核通过) is counted in `excluded`, not in `bad` (assessment);
+                  per guide: the ratings given in the range to answers about that guide
 """
 from __future__ import annotations
 
@@ -24,15 +25,23 @@ from ..stores import Store
 from .review import STATUS_SQL, UPHELD
 from .schema import china_time, day_bounds, ensure
 
-DAY_SQL = "date({col} + 28800, 'unixepoch')"  # China time (UTC+8, no daylight saving)
+DAY_SQL = "CAST(({col} + 28800) / 86400 AS INTEGER)"  # day number in China time (UTC+8, no daylight saving)
 FIELDS = ("conversations", "answers", "confident", "unconfident", "handoffs", "good", "bad", "excluded")
+_EPOCH = dt.date(1970, 1, 1)
 
 
 def _days(since: dt.date, until: dt.date) -> list[str]:
     return [(since + dt.timedelta(days=i)).isoformat() for i in range((until - since).days + 1)]
 
 
+def _day(number: int) -> str:
+    return (_EPOCH + dt.timedelta(days=number)).isoformat()
+
+
 class Reports:
+    """Every query reads one covering index (assistant/stores.py: answer_stats, rating_stats,
+    handoff_at), and the review table, which holds only the 差评 somebody followed up."""
+
     def __init__(self, store: Store, titles: Callable[[str], str | None] | None = None):
         self.store = ensure(store)
         self.titles = titles or (lambda doc_id: None)
@@ -40,46 +49,44 @@ class Reports:
     def overview(self, since: dt.date, until: dt.date, guides: int = 20) -> dict[str, Any]:
         t0, t1 = day_bounds(since, until)
         per_day = {d: dict.fromkeys(FIELDS, 0) for d in _days(since, until)}
+        span = (t0, t1)
         with closing(self.store.connection()) as db:
-            for day, n in db.execute(
-                    f"SELECT d, COUNT(DISTINCT k) FROM (SELECT {DAY_SQL.format(col='at')} d, sender_key k FROM answer "
-                    f"WHERE at >= ?1 AND at < ?2 UNION ALL SELECT {DAY_SQL.format(col='at')}, sender_key FROM handoff "
-                    "WHERE at >= ?1 AND at < ?2 AND sender_key IS NOT NULL) GROUP BY d", (t0, t1)):
-                per_day[day]["conversations"] = n
-            for day, n, sure in db.execute(f"SELECT {DAY_SQL.format(col='at')}, COUNT(*), SUM(confident) FROM answer "
-                                           "WHERE at >= ? AND at < ? GROUP BY 1", (t0, t1)):
-                per_day[day].update(answers=n, confident=sure, unconfident=n - sure)
-            for day, n in db.execute(f"SELECT {DAY_SQL.format(col='at')}, COUNT(*) FROM handoff "
-                                     "WHERE at >= ? AND at < ? GROUP BY 1", (t0, t1)):
-                per_day[day]["handoffs"] = n
+            for day, n, sure, people in db.execute(
+                    f"SELECT {DAY_SQL.format(col='at')}, COUNT(*), SUM(confident), COUNT(DISTINCT sender_key) "
+                    "FROM answer WHERE at >= ? AND at < ? GROUP BY 1", span):
+                per_day[_day(day)].update(answers=n, confident=sure, unconfident=n - sure, conversations=people)
+            for day, n, alone in db.execute(
+                    f"SELECT {DAY_SQL.format(col='h.at')}, COUNT(*), COUNT(DISTINCT h.sender_key) FILTER (WHERE NOT "
+                    f"EXISTS (SELECT 1 FROM answer a WHERE a.sender_key = h.sender_key AND {DAY_SQL.format(col='a.at')} "
+                    f"= {DAY_SQL.format(col='h.at')})) FROM handoff h WHERE h.at >= ? AND h.at < ? GROUP BY 1", span):
+                per_day[_day(day)]["handoffs"] = n
+                per_day[_day(day)]["conversations"] += alone  # handed off without a question that day
             for day, good, bad, excluded in db.execute(
                     f"SELECT {DAY_SQL.format(col='r.first_at')}, SUM(r.rating = 'good'), "
                     f"SUM(r.rating = 'bad' AND {STATUS_SQL} != ?1), SUM(r.rating = 'bad' AND {STATUS_SQL} = ?1) "
                     "FROM rating r LEFT JOIN review v USING (answer_id) WHERE r.first_at >= ?2 AND r.first_at < ?3 "
-                    "GROUP BY 1", (UPHELD, t0, t1)):
-                per_day[day].update(good=good, bad=bad, excluded=excluded)
-            by_guide = self._by_guide(db, t0, t1, guides)
-        totals = {f: sum(d[f] for d in per_day.values()) for f in FIELDS}
-        totals["conversations"] = self._conversations(t0, t1)  # one conversation over two days counts once
+                    "GROUP BY 1", (UPHELD, *span)):
+                per_day[_day(day)].update(good=good, bad=bad, excluded=excluded)
+            totals = {f: sum(d[f] for d in per_day.values()) for f in FIELDS}
+            # one conversation over two days counts once
+            totals["conversations"] = db.execute(
+                "SELECT COUNT(*) FROM (SELECT sender_key FROM answer WHERE at >= ?1 AND at < ?2 UNION "
+                "SELECT sender_key FROM handoff WHERE at >= ?1 AND at < ?2 AND sender_key IS NOT NULL)", span).fetchone()[0]
+            by_guide = self._by_guide(db, t0, t1, guides) if guides else []
         return {"since": since.isoformat(), "until": until.isoformat(), "totals": totals,
                 "days": [{"day": d, **v} for d, v in per_day.items()], "guides": by_guide}
 
-    def _conversations(self, t0: float, t1: float) -> int:
-        with closing(self.store.connection()) as db:
-            return db.execute("SELECT COUNT(*) FROM (SELECT sender_key FROM answer WHERE at >= ?1 AND at < ?2 UNION "
-                              "SELECT sender_key FROM handoff WHERE at >= ?1 AND at < ?2 AND sender_key IS NOT NULL)",
-                              (t0, t1)).fetchone()[0]
-
     def _by_guide(self, db, t0: float, t1: float, limit: int) -> list[dict[str, Any]]:
-        """Answers and ratings per guide shown first (the one the answer is about)."""
-        rows = db.execute(
-            "SELECT json_extract(a.doc_ids, '$[0]') g, COUNT(*), SUM(a.confident), "
-            f"SUM(r.rating = 'good'), SUM(r.rating = 'bad' AND {STATUS_SQL} != ?1) FROM answer a "
-            "LEFT JOIN rating r USING (answer_id) LEFT JOIN review v USING (answer_id) "
-            "WHERE a.at >= ?2 AND a.at < ?3 AND g IS NOT NULL GROUP BY g ORDER BY 2 DESC, 1 LIMIT ?4",
-            (UPHELD, t0, t1, limit)).fetchall()
+        """Answers per guide shown first (the one the answer is about) and the ratings given in
+        the range to answers about it."""
+        rows = db.execute("SELECT top_doc, COUNT(*), SUM(confident) FROM answer WHERE at >= ? AND at < ? "
+                          "AND top_doc IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT ?", (t0, t1, limit)).fetchall()
+        rated = {g: (good, bad) for g, good, bad in db.execute(
+            f"SELECT r.top_doc, SUM(r.rating = 'good'), SUM(r.rating = 'bad' AND {STATUS_SQL} != ?1) FROM rating r "
+            "LEFT JOIN review v USING (answer_id) WHERE r.first_at >= ?2 AND r.first_at < ?3 GROUP BY 1",
+            (UPHELD, t0, t1))}
         return [{"doc_id": g, "title": self.titles(g) or g, "answers": n, "confident": sure or 0,
-                 "good": good or 0, "bad": bad or 0} for g, n, sure, good, bad in rows]
+                 "good": rated.get(g, (0, 0))[0], "bad": rated.get(g, (0, 0))[1]} for g, n, sure in rows]
 
     # ------------------------------------------------------------------ CSV
 

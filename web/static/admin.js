@@ -44,9 +44,9 @@
       card("有把握回答", t.confident, "占 " + pct(t.confident, t.answers)), card("无把握或未能回答", t.unconfident),
       card("转人工", t.handoffs), card("好评", t.good), card("差评", t.bad, "满意率 " + pct(t.good, t.good + t.bad)),
       card("申诉成立（不计入考核）", t.excluded));
-    const stamp = "&t=" + Date.now();
-    $("chart-answers").src = "/api/admin/charts/answers.svg?" + range() + stamp;
-    $("chart-ratings").src = "/api/admin/charts/ratings.svg?" + range() + stamp;
+    for (const [name, svg] of Object.entries(o.charts)) {
+      $("chart-" + name).src = "data:image/svg+xml;charset=utf-8," + encodeURIComponent(svg);
+    }
     const body = $("guides").tBodies[0];
     body.replaceChildren(...o.guides.map(g => row([g.title, g.answers, g.confident, g.good, g.bad, pct(g.good, g.good + g.bad)])));
     if (!o.guides.length) body.appendChild(row(["所选日期内没有回答", "", "", "", "", ""]));
