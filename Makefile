@@ -27,7 +27,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
 .PHONY: help setup index train run serve chat-offline query test test-py test-bot eval bench bench-scale bench-policies learn validate add-document clean \
-        voice-model voice bench-voice system-deps bench-dialogues intake-model intake-eval
+        voice-model voice bench-voice bench-admin system-deps bench-dialogues intake-model intake-eval
 
 help:
 	@echo "make run       install what is missing, build the index, train, start the assistant with a terminal chat"
@@ -35,6 +35,7 @@ help:
 	@echo "make test      install what is missing, build, train, run pytest, rasa data validate and rasa test"
 	@echo "make voice     the voice gateway alone (POST audio to :8090/api/voice; needs a running assistant)"
 	@echo "make bench-voice  CER, real-time factor and voice-turn time on ../shared/audio"
+	@echo "make bench-admin  the admin console's API times over 100,000 ratings (TUNE=1: gap-topic grouping)"
 	@echo "make index     (re)build the knowledge-base index in $(INDEX) when its inputs changed;"
 	@echo "               SOURCE=\"dir-or-table …\" serves more sources beside the bundled base (kept until SOURCE=)"
 	@echo "make eval      recall@k / MRR of the bundled question set"
@@ -141,6 +142,11 @@ voice: voice-model
 
 bench-voice: voice-model
 	$(PY) -m bench.voice
+
+# the administrators' console over a store of 100,000 ratings: each view's API timed; TUNE=1 prints
+# the knowledge-gap grouping's precision / recall by threshold instead
+bench-admin: setup index
+	HF_HUB_OFFLINE=1 $(PY) -m bench.admin $(if $(TUNE),--tune)
 
 run: setup index $(MODEL) $(VOICE_MODEL) | $(INTAKE_MODEL)
 	scripts/assistant.sh --chat

@@ -99,3 +99,33 @@ def test_handoff_summary_is_masked_and_retrievable(tmp_path):
     assert "310229199001011234" not in str(got) and "310*************34" in got["headline"]
     assert store.latest_handoff("nobody") is None
     assert store.recent_handoffs()[0]["sender_id"] == "web-1"
+
+
+def test_an_older_store_file_gets_the_new_columns_and_keeps_its_rows(tmp_path):
+    """A file written before the answer text, top guide and hand-off keys existed opens, and
+    its rows count in the console's figures (top guide backfilled)."""
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as db:
+        db.executescript("""
+            CREATE TABLE answer (answer_id TEXT PRIMARY KEY, sender_key TEXT NOT NULL, sender_id TEXT NOT NULL,
+                question TEXT NOT NULL, doc_ids TEXT NOT NULL, confident INTEGER NOT NULL, kind TEXT, at REAL NOT NULL);
+            CREATE TABLE rating (answer_id TEXT PRIMARY KEY, sender_key TEXT NOT NULL, sender_id TEXT NOT NULL,
+                client_key TEXT, rating TEXT NOT NULL, reason TEXT, doc_ids TEXT NOT NULL,
+                flags TEXT NOT NULL DEFAULT '[]', first_at REAL NOT NULL, at REAL NOT NULL);
+            CREATE TABLE handoff (id INTEGER PRIMARY KEY AUTOINCREMENT, sender_id TEXT NOT NULL, summary TEXT NOT NULL,
+                created_at TEXT NOT NULL);
+            INSERT INTO answer VALUES ('old1', 'k', 's', '结婚登记', '["marriage", "fund"]', 1, 'answer', 100.0);
+            INSERT INTO rating VALUES ('old1', 'k', 's', NULL, 'bad', NULL, '["marriage"]', '[]', 110.0, 110.0);
+            INSERT INTO handoff (sender_id, summary, created_at) VALUES ('s', '{}', '2026-01-01T00:00:00+00:00');
+        """)
+    store = Store(path)
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT top_doc, text FROM answer").fetchone() == ("marriage", "")
+        assert db.execute("SELECT top_doc FROM rating").fetchone() == ("marriage",)
+    store.record_answer("new1", "alice", "公积金", ["fund"], True, at=200.0, text="根据《公积金》…")
+    store.rate("new1", "alice", "good", at=300.0)
+    store.add_handoff("alice", {"headline": "x"}, at=400.0)
+    assert store.answer("new1")["text"] == "根据《公积金》…" and store.latest_handoff("s") is not None
+    assert [r["answer_id"] for r in store.ratings()] == ["old1", "new1"]
