@@ -7,6 +7,7 @@ import datetime as dt
 import io
 import os
 import stat
+import zlib
 
 import numpy as np
 import pytest
@@ -233,11 +234,10 @@ class FakeEmbedder:
 
     def topic_vectors(self, texts):
         self.calls += len(texts)
-        vocab = {}
         out = np.zeros((len(texts), 256), np.float32)
         for i, t in enumerate(texts):
             for ch in t:
-                out[i, hash(ch) % 256] += 1
+                out[i, zlib.crc32(ch.encode()) % 256] += 1  # stable across runs, unlike hash()
         return out / np.linalg.norm(out, axis=1, keepdims=True)
 
 

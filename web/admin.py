@@ -76,6 +76,8 @@ class AdminConsole:
     def __init__(self, app: "WebApp"):
         self.app = app
         self._accounts: Accounts | None = None
+        self._titles: dict[str, str] = {}
+        self._titles_of = None  # the retriever _titles was read from
 
     async def warm_gaps(self, interval: float) -> None:
         """Embed new gap questions every `interval` seconds in the background, so the knowledge-gap
@@ -186,7 +188,7 @@ class AdminConsole:
         retriever = self.app.loaded_retriever()
         if retriever is None:
             return lambda doc_id: None
-        if getattr(self, "_titles_of", None) is not retriever:
+        if self._titles_of is not retriever:
             self._titles = {p.doc_id: p.title for p in retriever.passages}
             self._titles_of = retriever
         return self._titles.get

@@ -386,14 +386,21 @@ class WebApp:
 
     # ------------------------------------------------------------------ 好差评
 
-    async def feedback(self, request: web.Request) -> web.Response:
+    async def _limited_json(self, request: web.Request, endpoint: str) -> tuple[str, dict[str, Any]] | web.Response:
+        """(client address, JSON body) of a public POST within `endpoint`'s per-address limit,
+        or the 429 / 400 / 413 response."""
         address = self.guard.address(request)
-        throttled = self.throttled("feedback", address)
+        throttled = self.throttled(endpoint, address)
         if throttled:
             return throttled
         body = await read_json(request)
-        if isinstance(body, web.Response):
-            return body
+        return body if isinstance(body, web.Response) else (address, body)
+
+    async def feedback(self, request: web.Request) -> web.Response:
+        got = await self._limited_json(request, "feedback")
+        if isinstance(got, web.Response):
+            return got
+        address, body = got
         rating = body.get("rating")
         answer_id = str(body.get("answer_id") or "")[:64]
         sender = str(body.get("sender") or "").strip()[:128]
@@ -418,16 +425,15 @@ class WebApp:
 
     async def notices(self, request: web.Request) -> web.Response:
         """Corrected answers (已整改 with a reply) for this conversation, as chat replies."""
-        address = self.guard.address(request)
-        throttled = self.throttled("feedback", address)
-        if throttled:
-            return throttled
-        body = await read_json(request)
-        if isinstance(body, web.Response):
-            return body
-        sender = str(body.get("sender") or "").strip()[:128]
+        got = await self._limited_json(request, "feedback")
+        if isinstance(got, web.Response):
+            return got
+        sender = str(got[1].get("sender") or "").strip()[:128]
         if not sender:
             return json_error(400, "missing_sender", "缺少会话编号（sender）。")
+        throttled = self.throttled("feedback", None, sender)
+        if throttled:
+            return throttled
         try:
             shown = await asyncio.get_running_loop().run_in_executor(
                 None, lambda: Reviews(self.store()).deliver(sender, lambda: secrets.token_hex(8)))
