@@ -68,7 +68,10 @@ def services(assistant):
         credentials.add(name, password, role)
     env = dict(os.environ, COPILOT_TOKEN=TOKEN, ASSISTANT_STORE=str(tmp / "assistant.db"), ASSISTANT_INDEX=str(INDEX),
                ASSISTANT_DEV="1", ASSISTANT_TICKETS=str(tmp / "tickets.db"), ASSISTANT_INTAKE_MODEL=str(tmp / "intake"),
-               ASSISTANT_ADMINS=str(credentials.path))
+               ASSISTANT_ADMINS=str(credentials.path),
+               # this module signs in to the copilot and the console more than the default 10 times
+               # per 10 minutes that one address may (the limit itself: tests/test_web_server.py)
+               ASSISTANT_LIMIT_LOGIN_ADDRESS="60/600")
     env.pop("ASSISTANT_TICKET_URL", None)
     web = subprocess.Popen([sys.executable, "-m", "web", "--port", str(web_port), "--rasa-url", assistant["url"],
                             "--voice-url", f"http://127.0.0.1:{voice_port}"], cwd=ROOT, env=env,
