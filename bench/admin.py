@@ -8,7 +8,9 @@ knowledge-gap topics match real topics.
     python -m bench.admin --tune   cluster labelled questions with the retrieval encoder at several
         distance thresholds and print pairwise precision / recall / F1 of "same topic" per set:
         our guide question sets (topic = the expected guide) and the shared NCP dev questions
-        (topic = the expected answer; most are alone, so this set measures over-merging).
+        (topic = the expected answer; most are alone, so this set measures over-merging), and
+        bench/data/gap_topics.tsv: questions on subjects the guides do not cover, written the way
+        citizens type, labelled by subject (what the knowledge-gap page groups).
 """
 from __future__ import annotations
 
@@ -24,16 +26,19 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SETS = {"guides": ROOT / "knowledge_base" / "eval" / "questions.tsv",
+SETS = {"gap_topics": ROOT / "bench" / "data" / "gap_topics.tsv",  # citizen-style questions no guide covers
+        "guides": ROOT / "knowledge_base" / "eval" / "questions.tsv",
         "guides_citizen": ROOT / "knowledge_base" / "eval" / "questions_citizen.tsv",
         "ncp_dev": ROOT.parent / "shared" / "eval" / "ncp_dev_queries.tsv"}
 THRESHOLDS = (0.3, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.8)
 
 
 def labelled(path: Path) -> list[tuple[str, str]]:
+    """(question, topic): the topic column, or the first expected guide / answer."""
     with path.open(encoding="utf-8", newline="") as f:
-        return [(r["query"], r["expected"].split("|")[0]) for r in csv.DictReader(f, delimiter="\t")
-                if r.get("query") and r.get("expected")]
+        rows = list(csv.DictReader(f, delimiter="\t"))
+    return [(r["query"], (r.get("topic") or r.get("expected") or "").split("|")[0]) for r in rows
+            if r.get("query") and (r.get("topic") or r.get("expected"))]
 
 
 def pair_scores(labels, truth) -> dict[str, float]:
@@ -48,7 +53,7 @@ def pair_scores(labels, truth) -> dict[str, float]:
     return {"precision": round(p, 3), "recall": round(r, 3), "f1": round(2 * p * r / (p + r) if p + r else 0, 3)}
 
 
-def tune(index: str) -> None:
+def tune(index: str, names: list[str] | None = None) -> None:
     import numpy as np
 
     from assistant.admin.gaps import cluster
@@ -56,6 +61,8 @@ def tune(index: str) -> None:
 
     retriever = Retriever(index)
     for name, path in SETS.items():
+        if names and name not in names:
+            continue
         if not path.exists():
             print(json.dumps({"set": name, "skipped": f"{path} not found"}))
             continue
@@ -171,9 +178,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ratings", type=int, default=100_000)
     ap.add_argument("--index", default=str(ROOT / "build" / "indexes" / "kb"))
     ap.add_argument("--tune", action="store_true")
+    ap.add_argument("--sets", nargs="*", choices=list(SETS), help="with --tune: only these question sets")
     args = ap.parse_args(argv)
     if args.tune:
-        tune(args.index)
+        tune(args.index, args.sets)
         return 0
     import os
 
