@@ -274,6 +274,9 @@ def test_topics_group_one_subject_and_cache_vectors(store):
     assert not unclustered["clustered"] and len(unclustered["topics"]) == 7
     rows = gaps.rows(gaps.topics(store, embedder, *day_bounds(DAY1, DAY1), threshold=0.35, examples=None))
     assert len(rows) == 1 + 7 and rows[1][5] == "无把握"
+    capped = gaps.topics(store, embedder, *day_bounds(DAY1, DAY1), threshold=0.35, examples=None, max_texts=3)
+    rows = gaps.rows(capped)  # the export still lists every question: the older ones unclustered
+    assert len(rows) == 1 + 7 and sum(r[0].startswith("（较早") for r in rows) == 4
 
 
 def test_topics_with_the_retrieval_encoder(store, retriever):

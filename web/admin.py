@@ -236,8 +236,11 @@ class AdminConsole:
     def _gaps(self, request: web.Request, admin: Admin, body: dict, examples: int | None = gaps.EXAMPLES):
         since, until = _range(request)
         sort = "count" if request.query.get("sort") == "count" else "newest"
-        return gaps.topics(self.app.store(), self.app.loaded_retriever(), *day_bounds(since, until), sort=sort,
-                           examples=examples)
+        result = gaps.topics(self.app.store(), self.app.loaded_retriever(), *day_bounds(since, until), sort=sort,
+                             examples=examples)
+        if examples is not None:  # the page shows their number only; the export lists them
+            result["older"] = len(result["older"])
+        return result
 
     def _guides(self, request: web.Request, admin: Admin, body: dict) -> dict[str, Any]:
         q = request.query.get("q", "").strip()[:500]

@@ -155,7 +155,7 @@ def topics(store: Store, embedder: Embedder | None, t0: float, t1: float, thresh
     for t in out:
         del t["_latest"]
     return {"questions": sum(q.count for q in questions), "distinct": len(questions), "shown": len(kept),
-            "clustered": vecs is not None, "threshold": threshold, "topics": out,
+            "clustered": vecs is not None, "threshold": threshold, "topics": out, "older": questions[max_texts:],
             "seconds": round(time.perf_counter() - started, 3)}
 
 
@@ -181,9 +181,12 @@ def _topic(questions: list[Question], members: list[int], vecs: np.ndarray | Non
 
 
 def rows(result: dict[str, Any]) -> list[list[Any]]:
-    """CSV rows of a topics(..., examples=None) result: one per distinct question, with its topic."""
+    """CSV rows of a topics(..., examples=None) result: one per distinct question, with its topic;
+    the older questions beyond the clustered ones follow under 未归并."""
     out: list[list[Any]] = [["话题", "话题提问次数", "问题", "次数", "最近提问", "原因"]]
     for t in result["topics"]:
         out += [[t["label"], t["count"], e["text"], e["count"], e["at"], "、".join(e["reasons"])]
                 for e in t["examples"]]
+    out += [["（较早的问题，未归并）", "", q.text, q.count, china_time(q.latest), "、".join(REASONS[r] for r in q.reasons)]
+            for q in result["older"]]
     return out
