@@ -101,7 +101,7 @@ class Reports:
                     "WHERE r.first_at >= ? AND r.first_at < ? ORDER BY r.first_at", (t0, t1)):
                 at, rating, question, text, doc_ids, reason, flags, *rest = row
                 yield [china_time(at), "好评" if rating == "good" else "差评", question, text,
-                       "；".join(self.titles(d) or d for d in json.loads(doc_ids)), reason,
+                       "；".join(self.titles(d) or d for d in dict.fromkeys(json.loads(doc_ids))), reason,
                        " ".join(json.loads(flags)), *rest]
 
 

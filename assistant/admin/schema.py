@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from contextlib import closing
+from pathlib import Path
 
 from ..stores import Store
 
@@ -60,9 +61,17 @@ CREATE TABLE IF NOT EXISTS gap_vector (
 """
 
 
+_ensured: set[str] = set()  # store files whose console tables exist (checked once per process)
+
+
 def ensure(store: Store) -> Store:
-    with closing(store.connection()) as db:
-        db.executescript(SCHEMA)
+    """The store, with the console's tables created if missing (once per file and process: the
+    web server builds its readers per request)."""
+    key = str(Path(store.path).resolve())
+    if key not in _ensured:
+        with closing(store.connection()) as db:
+            db.executescript(SCHEMA)
+        _ensured.add(key)
     return store
 
 
