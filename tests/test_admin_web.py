@@ -140,3 +140,12 @@ def test_overview_charts_gaps_and_exports(tmp_path):
     run(go, tmp_path)
     trail = Store(tmp_path / "a.db").connection().execute("SELECT action, target FROM audit ORDER BY id").fetchall()
     assert ("export", "ratings") in trail and ("export", "gaps") in trail and ("login", None) in trail
+
+
+def test_console_logins_are_limited_per_address(tmp_path):
+    async def go(c):
+        for i in range(10):  # different names: the per-account lock is not what stops these
+            assert (await login(c, f"guess{i}", "nope nope nope")).status == 303
+        r = await login(c, "alice")
+        assert r.status == 429 and int(r.headers["Retry-After"]) >= 1 and "尝试次数过多" in await r.text()
+    run(go, tmp_path)

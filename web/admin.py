@@ -131,11 +131,9 @@ class AdminConsole:
         return self.app.login_page("admin_login.html", 401, failed.get(request.query.get("failed", "")), {})
 
     async def login(self, request: web.Request) -> web.Response:
-        wait = self.app.guard.limited("login", self.app.guard.address(request))
-        if wait:
-            log.warning("admin login throttled")
-            return self.app.login_page("admin_login.html", 429, f"尝试次数过多，请{max(1, round(wait))}秒后再试。",
-                                       {"Retry-After": str(max(1, round(wait)))})
+        throttled = self.app.login_throttled(request, "admin_login.html", "admin")
+        if throttled:
+            return throttled
         form = await request.post()
         name, password = str(form.get("name", ""))[:32], str(form.get("password", ""))[:256]
         loop = asyncio.get_running_loop()

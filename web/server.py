@@ -267,6 +267,16 @@ class WebApp:
         return self.login_page("login.html", 401, "口令不正确，请重试。" if request.query.get("failed") else None,
                                {"WWW-Authenticate": 'Bearer realm="copilot"'})
 
+    def login_throttled(self, request: web.Request, page: str, who: str) -> web.Response | None:
+        """The 429 login page when this address went over the login limit (copilot and console
+        logins count together); every attempt counts, so guessing is slow whatever the answers."""
+        wait = self.guard.limited("login", self.guard.address(request))
+        if not wait:
+            return None
+        log.warning("%s login throttled", who)
+        seconds = max(1, round(wait))
+        return self.login_page(page, 429, f"尝试次数过多，请{seconds}秒后再试。", {"Retry-After": str(seconds)})
+
     @staticmethod
     def login_page(name: str, status: int, problem: str | None, headers: dict[str, str]) -> web.Response:
         html = (STATIC / name).read_text(encoding="utf-8")
@@ -276,11 +286,9 @@ class WebApp:
                             headers={**headers, "Cache-Control": "no-store"})
 
     async def copilot_login(self, request: web.Request) -> web.Response:
-        wait = self.guard.limited("login", self.guard.address(request))
-        if wait:  # every attempt counts, so guessing the token is slow whatever the answers
-            log.warning("copilot login throttled")
-            return self.login_page("login.html", 429, f"尝试次数过多，请{max(1, round(wait))}秒后再试。",
-                                    {"Retry-After": str(max(1, round(wait)))})
+        throttled = self.login_throttled(request, "login.html", "copilot")
+        if throttled:
+            return throttled
         form = await request.post()
         token = str(form.get("token", ""))
         if not self.cfg.token or not hmac.compare_digest(token.encode(), self.cfg.token.encode()):
