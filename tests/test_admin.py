@@ -134,14 +134,13 @@ def test_rectification_with_a_corrected_reply_for_the_citizen(store):
     assert [(a["user"], a["from"], a["to"]) for a in item["audit"]] == [("alice", "待整改", "整改中"),
                                                                       ("bob", "整改中", "已整改")]
     assert item["next"] == ["整改中"]
-    [notice] = reviews.pending_notices(store.key("web-1"))
-    assert notice["text"].startswith("结婚登记需") and notice["doc_ids"] == ["marriage"]
-    assert reviews.pending_notices(store.key("web-2")) == []
-    ids = iter(["n-1", "n-2"])
+    assert [n["delivered_at"] for n in item["notices"]] == [None]
+    ids = iter(["n-1", "n-2", "n-3"])
+    assert reviews.deliver("web-2", lambda: next(ids)) == []  # another conversation gets nothing
     [shown] = reviews.deliver("web-1", lambda: next(ids))
-    assert shown["answer_id"] == "n-1" and shown["text"] == notice["text"]
+    assert shown["text"].startswith("结婚登记需") and shown["doc_ids"] == ["marriage"]
+    assert shown["answer_id"] == "n-1" and store.answer("n-1")["kind"] == "recheck"
     assert reviews.deliver("web-1", lambda: next(ids)) == []  # shown once
-    assert reviews.pending_notices(store.key("web-1")) == []
     store.rate("n-1", "web-1", "good", at=T1 + 9000)  # the corrected answer can be rated again
     assert reviews.item("a1")["notices"][0]["delivered_at"] is not None
 

@@ -153,13 +153,6 @@ class Reviews:
                 "audit": [{"at": china_time(t), "user": u, "action": act, **json.loads(d)} for t, u, act, d in trail],
                 "notices": [{"created_at": china_time(c), "delivered_at": china_time(d)} for c, d in notices]}
 
-    def pending_notices(self, sender_key: str) -> list[dict[str, Any]]:
-        with closing(self.store.connection()) as db:
-            rows = db.execute("SELECT n.id, n.answer_id, n.text, a.question, a.doc_ids FROM notice n "
-                              "JOIN answer a USING (answer_id) WHERE n.sender_key = ? AND n.delivered_at IS NULL "
-                              "ORDER BY n.id LIMIT 10", (sender_key,)).fetchall()
-        return [{"id": i, "answer_id": a, "text": t, "question": q, "doc_ids": json.loads(d)} for i, a, t, q, d in rows]
-
     def deliver(self, sender_id: str, new_id: Callable[[], str], now: float | None = None) -> list[dict[str, Any]]:
         """The corrected answers waiting for this conversation, each recorded as a new answer (so
         it can be rated again) and marked shown, in one transaction: two open tabs show each once."""

@@ -84,10 +84,6 @@ def day_bounds(since: dt.date, until: dt.date) -> tuple[float, float]:
     return start.timestamp(), end.timestamp()
 
 
-def china_day(at: float) -> str:
-    return dt.datetime.fromtimestamp(at, CHINA_TZ).date().isoformat()
-
-
 def china_time(at: float | None) -> str | None:
     return None if at is None else dt.datetime.fromtimestamp(at, CHINA_TZ).isoformat(timespec="seconds")
 
