@@ -1,6 +1,8 @@
-"""Voice benchmark: CER and real-time factor on ../shared/audio/, and the time of a voice turn.
+"""Voice benchmark: CER, run-to-run identity, filters and real-time factor on ../shared/audio/,
+and the time of a voice turn.
 
-    .venv/bin/python -m bench.voice                       # all clips, then 5 voice turns
+    .venv/bin/python -m bench.voice                       # all clips 3 times, then 5 voice turns
+    .venv/bin/python -m bench.voice --audio-dir DIR --runs 1 --no-turn   # another set, same format
     .venv/bin/python -m bench.voice --rasa-url http://localhost:5005   # turns to the real assistant
     .venv/bin/python -m bench.voice --set beam_size=3 --set use_hotwords=true --no-turn
 
@@ -8,6 +10,8 @@ CER: character edit distance / reference length, after voice.text.normalize_for_
 sides (tags such as <music> and [S1] removed, NFKC, Traditional -> Simplified, Arabic digits ->
 Chinese numerals as ../shared/audio/PROVENANCE.md describes for tools/cer.py, punctuation and
 spaces dropped). Overall CER is total edits / total reference characters (micro average).
+Per clip: CER, RTF, whether the 3 runs gave the same text, and what each filter did
+(voice.decoding.Event: re-decoded, collapsed, dropped, trimmed, VAD overruled).
 RTF: (decode + transcribe seconds) / audio seconds, one clip at a time, after a warm-up call.
 Voice turn: a ~5 s clip POSTed (multipart) to the gateway running in this process on 127.0.0.1,
 to the reply of Rasa at --rasa-url, or of a local stand-in (voice.standin) when none is given.
@@ -43,33 +47,52 @@ def parse_sets(items: list[str]) -> dict:
     return out
 
 
-def run_cer(transcriber, rows: list[dict], base: Path, verbose: bool = True) -> dict:
+def run_cer(transcriber, rows: list[dict], base: Path, runs: int = 3, verbose: bool = True) -> dict:
+    """Every clip ``runs`` times: per-clip CER and RTF (first run), identity across runs, and
+    what each filter did (voice.decoding.Event counts, first run)."""
+    from collections import Counter
+
     from voice.text import cer
 
-    first = base / rows[0]["file"]
-    transcriber.transcribe(first)  # warm-up (first call allocates buffers)
-    edits = chars = 0
-    asr_s = audio_s = 0.0
-    per_clip = []
-    for r in rows:
-        t0 = time.perf_counter()
-        res = transcriber.transcribe(base / r["file"])
-        took = time.perf_counter() - t0
-        e, n = cer(r["transcript"], res.text)
-        edits += e
-        chars += n
-        asr_s += took
-        audio_s += res.duration
-        per_clip.append((r["file"], res.duration, e / max(n, 1), took / res.duration))
-        if verbose:
-            print(f"{Path(r['file']).name:52s} {res.duration:5.1f}s  CER {e / max(n, 1):.3f}  "
-                  f"RTF {took / res.duration:.3f}  {res.text}", flush=True)
+    transcriber.transcribe(base / rows[0]["file"])  # warm-up (first call allocates buffers)
+    texts: dict[str, list[str]] = {r["file"]: [] for r in rows}
+    per_clip, events = [], Counter()
+    for run in range(runs):
+        for r in rows:
+            t0 = time.perf_counter()
+            res = transcriber.transcribe(base / r["file"])
+            took = time.perf_counter() - t0
+            texts[r["file"]].append(res.text)
+            if run:
+                continue
+            e, n = cer(r["transcript"], res.text)
+            per_clip.append({"file": r["file"], "clip": Path(r["file"]).name, "seconds": res.duration, "edits": e, "chars": n,
+                             "cer": e / max(n, 1), "rtf": took / res.duration, "windows": res.windows,
+                             "events": [f"{ev['filter']}:{ev['action']}" for ev in res.events], "text": res.text})
+            events.update(f"{ev['filter']} {ev['action']}" for ev in res.events)
+    if verbose:
+        print(f"{'clip':52s} {'audio':>6s} {'CER':>6s} {'RTF':>6s}  same in {runs} runs  filters  transcript")
+        for c in per_clip:
+            same = len(set(texts[c["file"]])) == 1
+            print(f"{c['clip']:52s} {c['seconds']:5.1f}s {c['cer']:6.3f} {c['rtf']:6.3f}  {'yes' if same else 'NO':>12s}  "
+                  f"{','.join(c['events']) or '-'}  {c['text']}", flush=True)
+    edits, chars = sum(c["edits"] for c in per_clip), sum(c["chars"] for c in per_clip)
+    audio_s = sum(c["seconds"] for c in per_clip)
     summary = {
         "clips": len(rows), "audio_s": round(audio_s, 1), "cer": edits / max(chars, 1),
-        "cer_mean_per_clip": statistics.mean(c for _, _, c, _ in per_clip), "rtf": asr_s / audio_s,
+        "cer_mean_per_clip": statistics.mean(c["cer"] for c in per_clip),
+        "clips_cer_over_0.5": sum(c["cer"] > 0.5 for c in per_clip),
+        "clips_cer_over_0.6": sum(c["cer"] > 0.6 for c in per_clip),
+        "empty": sum(not c["text"] for c in per_clip),
+        "identical_runs": sum(len(set(t)) == 1 for t in texts.values()), "runs": runs,
+        "rtf": sum(c["rtf"] * c["seconds"] for c in per_clip) / audio_s, "filters": dict(sorted(events.items())),
+        "per_clip": per_clip,
     }
     print(f"OVERALL  clips {summary['clips']}  audio {summary['audio_s']} s  CER {summary['cer']:.3f} "
-          f"(mean per clip {summary['cer_mean_per_clip']:.3f})  RTF {summary['rtf']:.3f}", flush=True)
+          f"(mean per clip {summary['cer_mean_per_clip']:.3f})  CER>0.5 {summary['clips_cer_over_0.5']}/{len(rows)}  "
+          f"CER>0.6 {summary['clips_cer_over_0.6']}  empty {summary['empty']}  "
+          f"identical in {runs} runs {summary['identical_runs']}/{len(rows)}  RTF {summary['rtf']:.3f}", flush=True)
+    print(f"FILTERS  {summary['filters'] or 'none acted'}", flush=True)
     return summary
 
 
@@ -141,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--turns", type=int, default=5)
     ap.add_argument("--no-turn", action="store_true")
     ap.add_argument("--no-cer", action="store_true")
+    ap.add_argument("--runs", type=int, default=3, help="transcribe every clip this many times (identity)")
     ap.add_argument("--json", type=Path, help="also write the figures here")
     args = ap.parse_args(argv)
 
@@ -157,16 +181,13 @@ def main(argv: list[str] | None = None) -> int:
     overrides = parse_sets(args.set)
     if "vad_parameters" in overrides and isinstance(overrides["vad_parameters"], str):
         overrides["vad_parameters"] = json.loads(overrides["vad_parameters"])
-    if "temperature" in overrides:
-        t = overrides["temperature"]
-        overrides["temperature"] = tuple(t) if isinstance(t, list) else (t,)
     t0 = time.perf_counter()
     transcriber = Transcriber(TranscriberConfig(**overrides))
     print(f"model loaded in {time.perf_counter() - t0:.1f} s; settings: "
           f"{ {k: v for k, v in vars(transcriber.config).items() if k not in ('max_bytes',)} }", flush=True)
     out: dict = {"settings": overrides}
     if not args.no_cer:
-        out["asr"] = run_cer(transcriber, rows, args.audio_dir)
+        out["asr"] = run_cer(transcriber, rows, args.audio_dir, runs=args.runs)
     if not args.no_turn:
         out["turn"] = asyncio.run(run_turns(transcriber, args.audio_dir / TURN_CLIP, args.rasa_url, args.turns))
     if args.json:

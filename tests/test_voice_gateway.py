@@ -225,3 +225,70 @@ def test_queue_bound_gives_503_with_retry_after(transcriber):
         assert again.status == 200
 
     run(with_gateway(transcriber, body, workers=1, max_queue=1))
+
+
+# --- a streamed call (the copilot) ---------------------------------------------------------------
+
+
+def pcm16(samples: np.ndarray) -> bytes:
+    return (np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes()
+
+
+def test_streamed_call_gives_a_running_transcript(transcriber):
+    """Two clips sent as 2-second PCM pieces: the transcript grows piece by piece, end=1 gives
+    all of both, and the call is then forgotten."""
+    from voice.audio import decode
+    from voice.text import cer
+
+    a = decode(CLIP).samples
+    b = decode(SHARED_AUDIO / "audio" / "whisperfinetune__test.wav").samples
+    audio = np.concatenate([a, np.zeros(8000, np.float32), b])
+    piece = 2 * 16000
+
+    async def body(client, standin):
+        texts = []
+        for i in range(0, len(audio), piece):
+            resp = await client.post("/api/voice/stream?call=c1", data=pcm16(audio[i:i + piece]))
+            js = await resp.json()
+            assert resp.status == 200, js
+            texts.append(js["text"])
+        resp = await client.post("/api/voice/stream?call=c1&end=1", data=b"")
+        last = await resp.json()
+        assert texts[0] == "" and texts[-1] and last["text"].startswith(texts[-1])
+        assert last["tentative"] == "" and abs(last["seconds"] - len(audio) / 16000) < 0.01
+        ref = "希望你以后能够做的比我还好呦。近几年，不但我用书给女儿压岁，也劝说亲朋不要给女儿压岁钱，而改送压岁书。"
+        e, n = cer(ref, last["text"])
+        assert e / n <= 0.2, last["text"]
+        # end=1 forgot the call: the same id starts afresh
+        resp = await client.post("/api/voice/stream?call=c1", data=pcm16(a[:16000]))
+        assert (await resp.json())["seconds"] == 1.0
+        assert standin.received == []  # a call's transcript is not sent to the assistant by the gateway
+
+    run(with_gateway(transcriber, body))
+
+
+@pytest.mark.parametrize("query,data,status,code", [
+    ("", b"\0\0", 400, "missing_call"),
+    ("call=x", b"\0\0\0", 400, "bad_piece"),
+    ("call=x", bytes(10 * 16000 * 2 + 2), 413, "piece_too_large"),
+])
+def test_bad_stream_pieces_get_clear_errors(transcriber, query, data, status, code):
+    async def body(client, standin):
+        resp = await client.post("/api/voice/stream?" + query, data=data)
+        js = await resp.json()
+        assert (resp.status, js["error"]) == (status, code)
+        assert any("\u4e00" <= ch <= "\u9fff" for ch in js["message"])
+
+    run(with_gateway(transcriber, body))
+
+
+def test_too_many_calls_at_once_is_503(transcriber):
+    async def body(client, standin):
+        for call in ("a", "b"):
+            assert (await client.post(f"/api/voice/stream?call={call}", data=b"\0\0")).status == 200
+        resp = await client.post("/api/voice/stream?call=c", data=b"\0\0")
+        assert resp.status == 503 and (await resp.json())["error"] == "streams_full"
+        assert (await client.post("/api/voice/stream?call=a&end=1", data=b"")).status == 200
+        assert (await client.post("/api/voice/stream?call=c", data=b"\0\0")).status == 200
+
+    run(with_gateway(transcriber, body, max_streams=2))

@@ -5,6 +5,12 @@
                       m4a, flac. Transcribes, forwards the text to Rasa's REST webhook
                       ({rasa_url}/webhooks/rest/webhook, {"sender", "message"}) and returns
                       {"sender", "transcript", "query", "replies", "timings", "audio"}.
+    POST /api/voice/stream?call=ID[&end=1]
+                      a call's audio in pieces, as raw 16-bit little-endian PCM, 16 kHz mono (at
+                      most 10 s a piece); returns the running transcript {"call", "final" (new
+                      final text), "text" (all final text), "tentative", "seconds"}. Windows
+                      overlap and are stitched on word times (voice/streaming.py); end=1 decodes
+                      the rest and forgets the call. A call idle for 5 minutes is forgotten.
     GET  /healthz     {"status", "model_loaded", "rasa": {"url", "reachable"}, "queue": {...}}
 
 Errors are JSON {"error": <code>, "message": <Chinese text>} with a 4xx/5xx status:
@@ -31,7 +37,10 @@ from typing import Optional
 import aiohttp
 from aiohttp import web
 
-from .audio import MAX_BYTES, AudioError, empty_audio, too_large
+import numpy as np
+
+from .audio import MAX_BYTES, SAMPLE_RATE, AudioError, empty_audio, too_large
+from .streaming import CallStream, StreamConfig, StreamUpdate
 from .transcriber import Transcriber, TranscriberConfig, Transcript
 
 log = logging.getLogger("voice.gateway")
@@ -42,7 +51,10 @@ MSG_ASSISTANT_ERROR = f"抱歉，智能助手这次没能给出回复，请稍�
 MSG_BUSY = "现在使用的人较多，请稍等几秒再说一遍。"
 MSG_NO_SPEECH = "没有听清您说的话，请靠近话筒再说一遍。"
 MSG_MISSING = '没有找到录音：请把音频放在表单字段 "audio" 中，或直接作为请求体发送。'
+MSG_STREAMS_FULL = "同时转写的通话已达上限，请稍后再试。"
+MSG_BAD_PIECE = "通话音频格式不正确：需要 16 kHz 单声道 16 位 PCM，每段不超过 10 秒。"
 MAX_SENDER_LEN = 128
+MAX_PIECE_BYTES = 10 * SAMPLE_RATE * 2
 
 
 @dataclass
@@ -54,6 +66,9 @@ class GatewayConfig:
     rasa_timeout: float = 15.0
     health_timeout: float = 2.0
     cors_origin: Optional[str] = None  # e.g. "*" or "https://kiosk.example" for browser clients
+    max_streams: int = 8  # calls transcribed at the same time
+    stream_idle_s: float = 300.0
+    stream: StreamConfig = field(default_factory=StreamConfig)
 
 
 class QueueFull(Exception):
@@ -78,15 +93,19 @@ class TranscriptionPool:
 
     async def transcribe(self, data: bytes) -> tuple[Transcript, float]:
         """Returns the transcript and the seconds spent waiting for a worker."""
+        return await self.run(lambda: self.transcriber.transcribe(data))
+
+    async def run(self, work):
+        """``work()`` on a worker thread; returns its result and the seconds spent waiting."""
         if self.in_flight >= self.capacity:
             raise QueueFull(self.retry_after())
         self.in_flight += 1
         queued = time.perf_counter()
         started: list[float] = []
 
-        def job() -> Transcript:
+        def job():
             started.append(time.perf_counter())
-            return self.transcriber.transcribe(data)
+            return work()
 
         try:
             loop = asyncio.get_running_loop()
@@ -129,6 +148,7 @@ class VoiceGateway:
         self.transcriber_config = transcriber_config
         self.pool: TranscriptionPool | None = None
         self.session: aiohttp.ClientSession | None = None
+        self.streams: dict[str, tuple[CallStream, asyncio.Lock, float]] = {}
 
     # -- app ---------------------------------------------------------------------------------
 
@@ -137,6 +157,7 @@ class VoiceGateway:
         # the body is streamed with our own limit; client_max_size only guards request.read()
         app = web.Application(client_max_size=self.config.max_bytes + 64 * 1024, middlewares=middlewares)
         app.router.add_post("/api/voice", self.handle_voice)
+        app.router.add_post("/api/voice/stream", self.handle_stream)
         app.router.add_get("/healthz", self.handle_health)
         app.on_startup.append(self._startup)
         app.on_cleanup.append(self._cleanup)
@@ -235,6 +256,60 @@ class VoiceGateway:
         log.info("voice turn: %.1f s audio, asr %.0f ms, rasa %.0f ms", result.duration,
                  timings.get("transcribe_ms", 0), timings["rasa_ms"])
         return web.json_response(body, dumps=_dumps)
+
+    async def handle_stream(self, request: web.Request) -> web.Response:
+        call = (request.query.get("call") or "").strip()[:MAX_SENDER_LEN]
+        if not call:
+            return _error(400, "missing_call", "缺少通话编号（call）。")
+        try:
+            data = await _read_raw(request, MAX_PIECE_BYTES)
+        except AudioError:
+            return _error(413, "piece_too_large", MSG_BAD_PIECE)
+        if len(data) % 2:
+            return _error(400, "bad_piece", MSG_BAD_PIECE)
+        entry = self._stream(call)
+        if entry is None:
+            return _error(503, "streams_full", MSG_STREAMS_FULL, headers={"Retry-After": "10"})
+        stream, lock, _ = entry
+        samples = np.frombuffer(data, "<i2").astype(np.float32) / 32768.0
+        end = request.query.get("end") in ("1", "true")
+        async with lock:  # pieces of one call in order
+            try:
+                update, _queued = await self.pool.run(lambda: self._feed(stream, samples, end))
+            except QueueFull as exc:
+                return _error(503, "busy", MSG_BUSY, headers={"Retry-After": str(exc.retry_after)},
+                              retry_after=exc.retry_after)
+            except ValueError as exc:  # longer than a call may be
+                self.streams.pop(call, None)
+                return _error(413, "call_too_long", f"通话录音过长：{exc}")
+        if end:
+            self.streams.pop(call, None)
+        else:
+            self.streams[call] = (stream, lock, time.monotonic())
+        return web.json_response({"call": call, "final": update.final, "text": update.text,
+                                  "tentative": update.tentative, "seconds": update.seconds}, dumps=_dumps)
+
+    @staticmethod
+    def _feed(stream: CallStream, samples: np.ndarray, end: bool) -> StreamUpdate:
+        update = stream.feed(samples)
+        if not end:
+            return update
+        last = stream.finish()
+        return StreamUpdate(final=update.final + last.final, text=last.text, tentative="", seconds=last.seconds)
+
+    def _stream(self, call: str) -> tuple[CallStream, asyncio.Lock, float] | None:
+        """The call's stream, a new one, or None when too many calls are open."""
+        now = time.monotonic()
+        for key, (_s, lock, used) in list(self.streams.items()):
+            if now - used > self.config.stream_idle_s and not lock.locked():
+                del self.streams[key]
+        if call in self.streams:
+            return self.streams[call]
+        if len(self.streams) >= self.config.max_streams:
+            return None
+        entry = (CallStream(self.transcriber, self.config.stream), asyncio.Lock(), now)
+        self.streams[call] = entry
+        return entry
 
     async def handle_health(self, request: web.Request) -> web.Response:
         reachable, detail = await self._rasa_reachable()

@@ -32,12 +32,23 @@ HALLUCINATION_PATTERNS = [
     r"请不吝点赞",
     r"^\W*(嗯|啊|呃|哦)?\W*$",
 ]
-_HALLUCINATION_RE = re.compile("|".join(f"(?:{p})" for p in HALLUCINATION_PATTERNS), re.IGNORECASE)
+_HALLUCINATION_RES = [re.compile(p, re.IGNORECASE) for p in HALLUCINATION_PATTERNS]
 
 
-def is_hallucination(text: str) -> bool:
-    """True for text that is a known silence/noise hallucination (or nothing but punctuation)."""
-    return bool(_HALLUCINATION_RE.search(to_simplified(text.strip())))
+def is_hallucination(text: str, min_rest: int = 4) -> bool:
+    """True for text that is a known silence/noise hallucination (or nothing but punctuation):
+    outside the known phrases, fewer than ``min_rest`` characters, or less than half the text,
+    are left. Real speech that merely contains such a phrase ("本节目由……冠名播出，欢迎收看"
+    read by an announcer) is speech, not a subtitle credit."""
+    t = to_simplified(text.strip())
+    covered = [False] * len(t)
+    for pattern in _HALLUCINATION_RES:
+        for m in pattern.finditer(t):
+            covered[m.start():m.end()] = [True] * (m.end() - m.start())
+    if not any(covered) and t:
+        return False
+    rest = _bare("".join(ch for ch, c in zip(t, covered) if not c))
+    return len(rest) < min_rest or len(rest) < len(_bare(t)) / 2
 
 
 # --- prompt echo ----------------------------------------------------------------------------

@@ -5,15 +5,16 @@
     result = t.transcribe("question.wav")  # or bytes of wav/mp3/webm/ogg/m4a, or 16 kHz float32
     result.text                            # Simplified Chinese, cleaned; "" for silence
 
-Guards, in decoding order:
-* language fixed to zh, an initial prompt in Simplified Chinese, OpenCC t2s on the output;
-* Silero VAD (vad_filter) so silence and noise reach the decoder as little as possible;
-* decoder limits against loops: repetition_penalty, no_repeat_ngram_size,
-  compression_ratio_threshold (with temperature fallback);
-* segments dropped when they are known hallucinations ("字幕由……提供"), an echo of the prompt or
-  hotwords, or have a high no-speech probability with a low log-probability;
-* the text is bounded to ``max_chars_per_second`` of audio, repeated phrases collapsed first;
+The same audio always gives the same transcript: nothing is sampled at random. In order:
+* Silero VAD finds the speech; it is grouped into windows of at most 15 s, cut at pauses
+  (voice/segmenting.py), so audio up to the 60 s limit is decoded window by window;
+* each window is decoded at temperature 0 with language zh and a Simplified Chinese prompt,
+  and checked: a loop (too many characters per second, a high gzip ratio, a phrase repeated
+  back to back), a subtitle credit, an echo of the prompt, or no speech. A window that fails is
+  re-decoded in fixed ways before anything is dropped (voice/decoding.py);
+* OpenCC t2s, repeated phrases collapsed, the text bounded to ``max_chars_per_second``;
 * homophones of domain terms corrected (一窗同 -> 一窗通, voice/homophones.py).
+``Transcript.events`` records every re-decode, collapse, drop and trim, by filter.
 """
 from __future__ import annotations
 
@@ -30,11 +31,11 @@ import numpy as np
 
 from . import audio as audio_mod
 from .model import default_model_dir, ensure_model
+from .decoding import DecodeSettings, Event, WindowDecoder, join_segments
+from .segmenting import Window, group_windows, loud_seconds, speech_spans, vad_missed_speech, whole_windows
 from .text import (
     bound_length,
     collapse_repeats,
-    echoes_prompt,
-    is_hallucination,
     normalize_for_retrieval,
     strip_prompt_echo,
     tidy_punctuation,
@@ -71,16 +72,25 @@ class TranscriberConfig:
     hotwords_max_chars: int = 60
     vad_filter: bool = True
     vad_parameters: dict = field(default_factory=lambda: {"speech_pad_ms": 600, "min_silence_duration_ms": 1000})
+    # speech per decoding window. Whisper sees 30 s, but base ends long windows early now and
+    # then; five clips (47 s) in a row: CER 0.172 with 28 s or 20 s windows (after re-decoding
+    # what was skipped), 0.141 with 15 s; clips of 3-28 s alone: the same CER either way
+    max_window_s: float = 15.0
+    without_timestamps: bool = False
+    patience: float = 1.0
     repetition_penalty: float = 1.0
     no_repeat_ngram_size: int = 10  # no 10-token run twice in a window: cuts long loops, CER unchanged
-    # gzip ratio of the segment text: normal Mandarin is 0.8-1.3, a loop like "冠冠冠冠…" 1.7+;
-    # Whisper's 2.4 is calibrated for English and lets Chinese loops through
-    compression_ratio_threshold: float = 1.6
+    # gzip ratio of a window's text: read Mandarin is 0.8-1.5, but fast talk that repeats its
+    # phrases reaches 2.1 (a 11 s clip of someone describing moves: "再直接拉到……之后"). Loops
+    # are caught by their back-to-back repeats (decoding.WindowDecoder.loop_problem); the
+    # ratio is the last resort, at Whisper's own 2.4.
+    compression_ratio_threshold: float = 2.4
     log_prob_threshold: float = -1.0
     no_speech_threshold: float = 0.6
-    temperature: tuple = (0.0, 0.2, 0.4, 0.6)
-    condition_on_previous_text: bool = False  # no carry-over of a looping segment into the next
-    max_chars_per_second: float = 10.0  # fast Mandarin is about 6; beyond 10 it is a loop
+    redecode_penalty: float = 1.3  # repetition penalty of the first re-decode of a failing window
+    # Mandarin is 4-7 characters a second, the fastest real talk seen 11.4 (it was trimmed at
+    # 10); a loop runs to Whisper's 448 tokens, far beyond 15
+    max_chars_per_second: float = 15.0
     max_bytes: int = audio_mod.MAX_BYTES
     max_seconds: float = audio_mod.MAX_SECONDS
     correct_homophones: bool = True
@@ -93,7 +103,9 @@ class Transcript:
     raw_text: str  # the decoder's output before clean-up
     duration: float  # seconds of audio
     speech_duration: float  # seconds the VAD kept
-    dropped: list = field(default_factory=list)  # [(reason, segment text)]
+    events: list = field(default_factory=list)  # voice.decoding.Event as dicts: every filter's action
+    windows: int = 0  # decoding windows (VAD speech grouped up to max_window_s)
+    words: list = field(default_factory=list)  # [(text, start s, end s)] when asked for
     timings: dict = field(default_factory=dict)  # decode_ms, transcribe_ms
 
     def to_json(self) -> dict:
@@ -144,11 +156,20 @@ class Transcriber:
 
             self._corrector = HomophoneCorrector(self.vocabulary.correction_terms())
         self.model = model if model is not None else load_model(config)
+        self.decoder = WindowDecoder(self.model, DecodeSettings(
+            language=config.language, beam_size=config.beam_size, initial_prompt=config.initial_prompt,
+            hotwords=self.hotwords, repetition_penalty=config.repetition_penalty,
+            no_repeat_ngram_size=config.no_repeat_ngram_size, without_timestamps=config.without_timestamps,
+            patience=config.patience,
+            compression_ratio_threshold=config.compression_ratio_threshold,
+            max_chars_per_second=config.max_chars_per_second, no_speech_threshold=config.no_speech_threshold,
+            log_prob_threshold=config.log_prob_threshold, redecode_penalty=config.redecode_penalty))
 
     # -- public ------------------------------------------------------------------------------
 
-    def transcribe(self, source: Union[audio_mod.AudioInput, np.ndarray]) -> Transcript:
-        """Transcribe a path, the bytes of an audio file, or 16 kHz mono float32 samples.
+    def transcribe(self, source: Union[audio_mod.AudioInput, np.ndarray], *, words: bool = False) -> Transcript:
+        """Transcribe a path, the bytes of an audio file, or 16 kHz mono float32 samples; with
+        ``words``, ``Transcript.words`` holds each word's time (streamed calls stitch on it).
         Raises :class:`voice.audio.AudioError` for input that is not acceptable audio."""
         t0 = time.perf_counter()
         if isinstance(source, np.ndarray):
@@ -161,7 +182,7 @@ class Transcriber:
             samples = audio_mod.decode(source, max_bytes=self.config.max_bytes,
                                        max_seconds=self.config.max_seconds).samples
         t1 = time.perf_counter()
-        result = self._transcribe_samples(samples)
+        result = self._transcribe_samples(samples, words)
         t2 = time.perf_counter()
         result.timings = {"decode_ms": round((t1 - t0) * 1000, 1), "transcribe_ms": round((t2 - t1) * 1000, 1)}
         return result
@@ -190,62 +211,57 @@ class Transcriber:
 
     # -- internals ---------------------------------------------------------------------------
 
-    def _transcribe_samples(self, samples: np.ndarray) -> Transcript:
-        c = self.config
+    def _transcribe_samples(self, samples: np.ndarray, words: bool = False) -> Transcript:
         duration = len(samples) / audio_mod.SAMPLE_RATE
-        segments, info = self.model.transcribe(
-            samples,
-            language=c.language,
-            beam_size=c.beam_size,
-            initial_prompt=c.initial_prompt,
-            hotwords=self.hotwords,
-            vad_filter=c.vad_filter,
-            vad_parameters=dict(c.vad_parameters) if c.vad_filter else None,
-            repetition_penalty=c.repetition_penalty,
-            no_repeat_ngram_size=c.no_repeat_ngram_size,
-            compression_ratio_threshold=c.compression_ratio_threshold,
-            log_prob_threshold=c.log_prob_threshold,
-            no_speech_threshold=c.no_speech_threshold,
-            temperature=list(c.temperature),
-            condition_on_previous_text=c.condition_on_previous_text,
+        windows, missed = self.plan(samples)
+        results = [self.decoder.decode(samples, w, words=words) for w in windows]
+        events = ([missed] if missed else []) + [e for r in results for e in r.events]
+        segments = [seg for r in results for seg in r.segments]
+        raw = "".join(seg.text for r in results for seg in r.segments)
+        text = self.clean(join_segments([seg.text for seg in segments]), sum(w.seconds for w in windows), events)
+        for e in events:
+            e.log()
+        return Transcript(
+            text=text, query=normalize_for_retrieval(text), raw_text=raw,
+            duration=round(duration, 3), speech_duration=round(sum(w.seconds for w in windows), 3),
+            events=[asdict(e) for e in events], windows=len(windows),
+            words=[(w.text, round(float(w.start), 3), round(float(w.end), 3)) for seg in segments for w in seg.words],
         )
-        kept: list[str] = []
-        raw: list[str] = []
-        dropped: list[tuple[str, str]] = []
-        for seg in segments:
-            text = seg.text.strip()
-            raw.append(text)
-            if not text:
-                continue
-            reason = self._drop_reason(seg, text)
-            if reason:
-                dropped.append((reason, text))
-                continue
-            kept.append(to_simplified(text))
-        text = tidy_punctuation(self._join(kept))
+
+    def plan(self, samples: np.ndarray) -> tuple[list[Window], Event | None]:
+        """Decoding windows: VAD speech grouped up to ``max_window_s``, or all of the audio when
+        VAD is off or missed most of the loud sound (then with an Event saying so)."""
+        c = self.config
+        if not c.vad_filter:
+            return whole_windows(samples, c.max_window_s), None
+        vad = dict(c.vad_parameters)
+        spans = speech_spans(samples, min_silence_ms=int(vad.get("min_silence_duration_ms", 1000)),
+                             pad_ms=int(vad.get("speech_pad_ms", 600)), max_span_s=c.max_window_s,
+                             threshold=float(vad.get("threshold", 0.5)))
+        if vad_missed_speech(samples, spans):
+            kept = sum(s.samples for s in spans) / audio_mod.SAMPLE_RATE
+            return whole_windows(samples, c.max_window_s), Event(
+                "vad", "overruled", 0.0, len(samples) / audio_mod.SAMPLE_RATE, 0, 0,
+                detail=f"VAD kept {kept:.1f} s of {loud_seconds(samples):.1f} s of loud sound")
+        return group_windows(spans, c.max_window_s), None
+
+    def clean(self, text: str, speech_seconds: float | None = None, events: list[Event] | None = None) -> str:
+        """Script, punctuation, echoes, the length bound (when the seconds are known) and
+        homophones, on joined text; a trim is added to ``events``."""
+        c = self.config
+        text = tidy_punctuation(to_simplified(text))
+        text = re.sub(r"(?<=[\u4e00-\u9fff])\s+(?=[\u4e00-\u9fff])", "，", text)
+        text = re.sub(r"\s*([，。？！、；：])\s*", r"\1", text).strip()
         text = collapse_repeats(text)
         text = strip_prompt_echo(text, c.initial_prompt or "")
         text = self._strip_echo(text)
-        text = bound_length(text, duration, c.max_chars_per_second)
+        bounded = text if speech_seconds is None else bound_length(text, speech_seconds, c.max_chars_per_second)
+        if bounded != text and events is not None:
+            events.append(Event("length", "trimmed", 0.0, speech_seconds, len(text), len(bounded)))
+            text = bounded
         if self._corrector is not None:
             text = self._corrector.correct(text)
-        if text and is_hallucination(text):
-            dropped.append(("hallucination", text))
-            text = ""
-        speech = getattr(info, "duration_after_vad", None) or duration
-        return Transcript(
-            text=text, query=normalize_for_retrieval(text), raw_text="".join(raw),
-            duration=round(duration, 3), speech_duration=round(float(speech), 3), dropped=dropped,
-        )
-
-    def _drop_reason(self, seg, text: str) -> str | None:
-        if is_hallucination(text):
-            return "hallucination"
-        if self.config.initial_prompt and echoes_prompt(text, self.config.initial_prompt):
-            return "prompt_echo"
-        if seg.no_speech_prob > self.config.no_speech_threshold and seg.avg_logprob < self.config.log_prob_threshold:
-            return "no_speech"
-        return None
+        return text
 
     def _strip_echo(self, text: str) -> str:
         """Remove runs of three or more vocabulary terms in the order the prompt lists them
@@ -263,14 +279,3 @@ class Transcriber:
                     j += 1
                 text = re.sub(sep.join(re.escape(t) for t in terms[i:j]), "", text)
         return text.strip(" ，,、")
-
-    @staticmethod
-    def _join(parts: list[str]) -> str:
-        out = ""
-        for p in parts:
-            if out and not re.search(r"[。！？，,.!?、]$", out):
-                out += "，"
-            out += p
-        # Whisper puts ASCII spaces between clauses in Chinese: make them commas
-        out = re.sub(r"(?<=[\u4e00-\u9fff])\s+(?=[\u4e00-\u9fff])", "，", out)
-        return out.strip()

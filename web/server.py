@@ -6,6 +6,7 @@
     POST /api/chat                 {sender, message, audience?} -> Rasa REST webhook replies
                                    (audience "agent": the copilot's suggested reply; token only)
     POST /api/voice                audio (multipart or raw body) -> voice gateway
+    POST /api/voice/stream         a call's 16 kHz PCM pieces -> running transcript (agents only)
     POST /api/feedback             {answer_id, rating: good|bad, reason?, sender} -> Store.rate: only for an
                                    answer the assistant gave to that sender; the rated guides come from
                                    the store's record of the answer, never from the client
@@ -146,6 +147,7 @@ class WebApp:
         r.add_post("/copilot/logout", self.copilot_logout)
         r.add_post("/api/chat", self.chat)
         r.add_post("/api/voice", self.voice)
+        r.add_post("/api/voice/stream", self.voice_stream)
         r.add_post("/api/feedback", self.feedback)
         r.add_get("/api/copilot/guides", self.guides)
         r.add_get("/api/copilot/handoffs", self.handoffs)
@@ -378,9 +380,20 @@ class WebApp:
             query["audience"] = "agent"
         if query:
             url += "?" + urlencode(query)
-        headers = {"Content-Type": request.headers.get("Content-Type", "application/octet-stream")}
+        return await self._forward_voice(url, data, request.headers.get("Content-Type", "application/octet-stream"))
+
+    async def voice_stream(self, request: web.Request) -> web.Response:
+        """A call's audio pieces to the voice gateway's running transcript: agents only."""
+        if not self.authorized(request):
+            return json_error(401, "unauthorized", "需要坐席口令。")
+        query = {k: request.query[k][:128] for k in ("call", "end") if k in request.query}
+        data = await request.read()
+        return await self._forward_voice(f"{self.cfg.voice_url}/api/voice/stream?{urlencode(query)}", data,
+                                         "application/octet-stream")
+
+    async def _forward_voice(self, url: str, data: bytes, content_type: str) -> web.Response:
         try:
-            async with self.session.post(url, data=data, headers=headers,
+            async with self.session.post(url, data=data, headers={"Content-Type": content_type},
                                          timeout=aiohttp.ClientTimeout(total=self.cfg.voice_timeout)) as resp:
                 text = await resp.text()
                 try:

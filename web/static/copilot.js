@@ -5,7 +5,7 @@
 // (/api/copilot/ticket/draft over all of them); the agent edits the draft and files it.
 "use strict";
 (() => {
-  const {el, newId, postJSON, copyText, sendVoice, checklistSections} = QP;
+  const {el, newId, postJSON, copyText, checklistSections} = QP;
   const $ = id => document.getElementById(id);
   let sender = newId("copilot-");
   let bundle = null;  // {id, name, questions: [{slot, label, answer}], pending, outcome}
@@ -240,29 +240,60 @@
     }
   }
 
-  // Call audio in segments: each segment is a complete recording sent to /api/voice.
-  let listening = false, stream = null, recorder = null;
-  const SEGMENT_MS = 6000;
+  // Call audio streamed as 16 kHz PCM to /api/voice/stream every PIECE_MS. The server decodes
+  // overlapping windows and stitches them on word times, so a word spoken across a window
+  // boundary survives; the running transcript is shown as it grows, and each finished sentence
+  // is analysed like a typed line.
+  const PIECE_MS = 2000, RATE = 16000;
+  let listening = false, media = null, ctx = null, node = null, pcm = [], timer = null;
+  let callId = null, pending = "", queue = Promise.resolve();
+  function toPcm16(input, rate) {  // mono float at the context's rate -> 16 kHz 16-bit
+    const ratio = rate / RATE, n = Math.floor(input.length / ratio), out = new Int16Array(n);
+    for (let i = 0; i < n; i++) {
+      const a = Math.floor(i * ratio), b = Math.max(a + 1, Math.floor((i + 1) * ratio));
+      let sum = 0; for (let j = a; j < b; j++) sum += input[j];
+      const v = Math.max(-1, Math.min(1, sum / (b - a))); out[i] = v < 0 ? v * 0x8000 : v * 0x7fff;
+    }
+    return out;
+  }
+  function showLive(text, tentative) {
+    const box = $("live"); box.replaceChildren();
+    box.appendChild(document.createTextNode(text));
+    if (tentative) box.appendChild(el("span", "muted", tentative));
+    box.scrollTop = box.scrollHeight;
+  }
+  async function sendPiece(end) {
+    const n = pcm.reduce((a, b) => a + b.length, 0), body = new Int16Array(n);
+    let at = 0; for (const p of pcm) { body.set(p, at); at += p.length; } pcm = [];
+    let r, data = {};
+    try {
+      r = await fetch("/api/voice/stream?call=" + encodeURIComponent(callId) + (end ? "&end=1" : ""),
+        {method: "POST", body: body.buffer, headers: {"Content-Type": "application/octet-stream"}, credentials: "same-origin"});
+      data = await r.json().catch(() => ({}));
+    } catch (e) { r = {ok: false}; data = {message: "网络连接失败，通话转写暂停。"}; }
+    if (!r.ok) { $("status").textContent = data.message || "通话转写暂时不可用。"; return; }
+    showLive(data.text || "", end ? "" : (data.tentative || ""));
+    pending += data.final || "";
+    const m = end ? [pending, pending] : pending.match(/^(.*[。？！?!])/s);  // whole sentences only
+    if (m && m[1].trim()) { pending = pending.slice(m[1].length); await analyse(m[1]); }
+  }
+  function stopListening() {
+    listening = false; $("listen").textContent = "开始收听通话"; clearInterval(timer);
+    if (node) node.disconnect(); if (ctx) ctx.close(); if (media) media.getTracks().forEach(t => t.stop());
+    node = ctx = media = null;
+    queue = queue.then(() => sendPiece(true));
+  }
   async function listen() {
-    const btn = $("listen");
-    if (listening) { listening = false; btn.textContent = "开始收听通话"; if (recorder && recorder.state === "recording") recorder.stop(); return; }
-    try { stream = await navigator.mediaDevices.getUserMedia({audio: true}); }
+    if (listening) { stopListening(); return; }
+    try { media = await navigator.mediaDevices.getUserMedia({audio: true}); }
     catch (e) { $("status").textContent = "无法使用麦克风或通话音频。"; return; }
-    listening = true; btn.textContent = "停止收听";
-    const segment = () => {
-      if (!listening) { stream.getTracks().forEach(t => t.stop()); return; }
-      const chunks = [];
-      recorder = new MediaRecorder(stream);
-      recorder.ondataavailable = e => { if (e.data && e.data.size) chunks.push(e.data); };
-      recorder.onstop = async () => {
-        segment();
-        const r = await sendVoice(new Blob(chunks, {type: recorder.mimeType || "audio/webm"}), sender, "agent");
-        if (r.data && r.data.transcript) await handle(r.data.transcript, r.data.replies || []);
-      };
-      recorder.start();
-      setTimeout(() => { if (recorder.state === "recording") recorder.stop(); }, SEGMENT_MS);
-    };
-    segment();
+    listening = true; $("listen").textContent = "停止收听"; callId = newId("call-"); pending = ""; pcm = [];
+    showLive("", "正在收听……");
+    ctx = new AudioContext();
+    node = ctx.createScriptProcessor(4096, 1, 1);
+    node.onaudioprocess = e => { if (listening) pcm.push(toPcm16(e.inputBuffer.getChannelData(0), ctx.sampleRate)); };
+    ctx.createMediaStreamSource(media).connect(node); node.connect(ctx.destination);
+    timer = setInterval(() => { queue = queue.then(() => sendPiece(false)); }, PIECE_MS);
   }
 
   $("form").addEventListener("submit", ev => { ev.preventDefault(); const t = $("caller").value; $("caller").value = ""; analyse(t); });
@@ -272,8 +303,9 @@
   $("copy").addEventListener("click", async () => { if (suggestion) $("copy").textContent = (await copyText(suggestion)) ? "已复制" : "复制失败"; });
   $("listen").addEventListener("click", listen);
   $("newcall").addEventListener("click", () => {
+    if (listening) stopListening();
     sender = newId("copilot-"); bundle = null; suggestion = ""; topic = "";
-    $("said").replaceChildren(); $("suggest").textContent = "（等待来电内容）"; renderBundle();
+    $("said").replaceChildren(); $("live").replaceChildren(); $("suggest").textContent = "（等待来电内容）"; renderBundle();
     $("guides").replaceChildren(el("p", "muted", "输入来电内容后显示最相关的办事指南。"));
     resetTicket();
   });
