@@ -70,6 +70,8 @@ def run_cer(transcriber, rows: list[dict], base: Path, runs: int = 3, verbose: b
                              "cer": e / max(n, 1), "rtf": took / res.duration, "windows": res.windows,
                              "events": [f"{ev['filter']}:{ev['action']}" for ev in res.events], "text": res.text})
             events.update(f"{ev['filter']} {ev['action']}" for ev in res.events)
+            terms = [t for t in (r.get("terms") or "").split("|") if t]  # a domain script's words
+            per_clip[-1]["terms"], per_clip[-1]["terms_heard"] = len(terms), sum(t in res.text for t in terms)
     if verbose:
         print(f"{'clip':52s} {'audio':>6s} {'CER':>6s} {'RTF':>6s}  same in {runs} runs  filters  transcript")
         for c in per_clip:
@@ -93,6 +95,10 @@ def run_cer(transcriber, rows: list[dict], base: Path, runs: int = 3, verbose: b
           f"CER>0.6 {summary['clips_cer_over_0.6']}  empty {summary['empty']}  "
           f"identical in {runs} runs {summary['identical_runs']}/{len(rows)}  RTF {summary['rtf']:.3f}", flush=True)
     print(f"FILTERS  {summary['filters'] or 'none acted'}", flush=True)
+    terms = sum(c["terms"] for c in per_clip)
+    if terms:
+        summary["terms_heard"] = sum(c["terms_heard"] for c in per_clip) / terms
+        print(f"TERMS    {summary['terms_heard']:.3f} of {terms} domain words written right", flush=True)
     return summary
 
 

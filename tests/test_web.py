@@ -295,6 +295,24 @@ def test_copilot_follows_the_call_and_speaks_as_the_hotline(browser, services):
         ctx.close()
 
 
+def test_copilot_listens_to_a_call_with_a_running_transcript(browser, services):
+    """The fake microphone plays a 5 s clip in a loop: the running transcript grows as the
+    server stitches its overlapping windows, and a finished sentence is analysed."""
+    ctx, page = copilot_session(browser, services)
+    try:
+        page.click("#listen")
+        page.wait_for_function("() => document.getElementById('live').textContent.includes('跑步')", timeout=90_000)
+        page.wait_for_function("() => document.querySelectorAll('#said li').length >= 1", timeout=90_000)
+        assert "跑步" in page.locator("#said li").first.inner_text()
+        shot(page, "copilot_listening")
+        page.click("#listen")  # stop: the rest is decoded and the call forgotten
+        assert page.locator("#listen").inner_text() == "开始收听通话"
+        live = page.locator("#live").inner_text()
+        assert live.count("我认为跑步") >= 2, live  # the clip twice or more, not cut apart
+    finally:
+        ctx.close()
+
+
 def test_copilot_drafts_and_files_a_ticket(browser, services):
     complaint = "盈浦街道XX小区门口的路灯坏了一个多月了，晚上很黑，老人差点摔倒，希望尽快修"
     summary = "市民反映盈浦街道XX小区门口路灯损坏一个多月，夜间无照明，老人险些摔倒，请尽快修复。"
