@@ -52,7 +52,7 @@ def run_cer(transcriber, rows: list[dict], base: Path, runs: int = 3, verbose: b
     what each filter did (voice.decoding.Event counts, first run)."""
     from collections import Counter
 
-    from voice.text import cer
+    from voice.text import cer, normalize_for_scoring
 
     transcriber.transcribe(base / rows[0]["file"])  # warm-up (first call allocates buffers)
     texts: dict[str, list[str]] = {r["file"]: [] for r in rows}
@@ -70,14 +70,17 @@ def run_cer(transcriber, rows: list[dict], base: Path, runs: int = 3, verbose: b
                              "cer": e / max(n, 1), "rtf": took / res.duration, "windows": res.windows,
                              "events": [f"{ev['filter']}:{ev['action']}" for ev in res.events], "text": res.text})
             events.update(f"{ev['filter']} {ev['action']}" for ev in res.events)
-            terms = [t for t in (r.get("terms") or "").split("|") if t]  # a domain script's words
-            per_clip[-1]["terms"], per_clip[-1]["terms_heard"] = len(terms), sum(t in res.text for t in terms)
+            # a domain script's words, compared as CER compares (Traditional, digits, punctuation)
+            terms = [normalize_for_scoring(t) for t in (r.get("terms") or "").split("|") if t]
+            heard = normalize_for_scoring(res.text)
+            per_clip[-1]["terms"], per_clip[-1]["terms_heard"] = len(terms), sum(t in heard for t in terms)
     if verbose:
         print(f"{'clip':52s} {'audio':>6s} {'CER':>6s} {'RTF':>6s}  same in {runs} runs  filters  transcript")
         for c in per_clip:
             same = len(set(texts[c["file"]])) == 1
             print(f"{c['clip']:52s} {c['seconds']:5.1f}s {c['cer']:6.3f} {c['rtf']:6.3f}  {'yes' if same else 'NO':>12s}  "
-                  f"{','.join(c['events']) or '-'}  {c['text']}", flush=True)
+                  f"{','.join(c['events']) or '-'}  {c['text']}"
+                  + (f"  [terms {c['terms_heard']}/{c['terms']}]" if c["terms"] else ""), flush=True)
     edits, chars = sum(c["edits"] for c in per_clip), sum(c["chars"] for c in per_clip)
     audio_s = sum(c["seconds"] for c in per_clip)
     summary = {

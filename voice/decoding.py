@@ -46,8 +46,6 @@ class DecodeSettings:
     hotwords: Optional[str] = None
     repetition_penalty: float = 1.0
     no_repeat_ngram_size: int = 10
-    without_timestamps: bool = False
-    patience: float = 1.0
     # checks
     compression_ratio_threshold: float = 2.4  # gzip ratio: read Mandarin 0.8-1.5, fast repetitive talk 2.1
     max_chars_per_second: float = 15.0  # Mandarin 4-7, the fastest real talk seen 11.4
@@ -80,8 +78,10 @@ class Segment:
 
 @dataclass
 class Event:
-    filter: str  # LOOP, HALLUCINATION, PROMPT_ECHO, NO_SPEECH, or "length" (transcriber)
-    action: str  # "redecoded" (fixed by a re-decode), "collapsed", "dropped", "trimmed"
+    filter: str  # LOOP, SKIPPED, HALLUCINATION, PROMPT_ECHO, NO_SPEECH; "length", "vad" (transcriber)
+    # "redecoded" (a re-decode passed), "collapsed" (a loop no re-decode fixed), "dropped",
+    # "kept" (no re-decode passed; the best attempt is kept), "trimmed", "overruled" (VAD)
+    action: str
     start: float
     end: float
     chars_before: int
@@ -188,7 +188,6 @@ class WindowDecoder:
             no_repeat_ngram_size=s.no_repeat_ngram_size, temperature=0.0,
             compression_ratio_threshold=None, log_prob_threshold=None, no_speech_threshold=None,
             condition_on_previous_text=False, word_timestamps=words,
-            without_timestamps=s.without_timestamps, patience=s.patience,
         )
         out = []
         for seg in segments:
@@ -255,9 +254,9 @@ class WindowDecoder:
                 seg.text = collapse_repeats(seg.text, max_repeats=1)
             events.append(Event(LOOP, "collapsed", window.start / SAMPLE_RATE, window.end / SAMPLE_RATE,
                                 before, sum(_bare_len(s.text) for s in kept), name))
-        for p in dict.fromkeys(found):
+        for p in dict.fromkeys(found):  # e.g. skipped speech no attempt brought back
             if p not in {e.filter for e in events}:
-                events.append(self._event(p, "redecoded", window, tried[0][1], kept, name))
+                events.append(self._event(p, "kept", window, tried[0][1], kept, name))
         return WindowResult(kept, events)
 
     @staticmethod

@@ -76,8 +76,6 @@ class TranscriberConfig:
     # then; five clips (47 s) in a row: CER 0.172 with 28 s or 20 s windows (after re-decoding
     # what was skipped), 0.141 with 15 s; clips of 3-28 s alone: the same CER either way
     max_window_s: float = 15.0
-    without_timestamps: bool = False
-    patience: float = 1.0
     repetition_penalty: float = 1.0
     no_repeat_ngram_size: int = 10  # no 10-token run twice in a window: cuts long loops, CER unchanged
     # gzip ratio of a window's text: read Mandarin is 0.8-1.5, but fast talk that repeats its
@@ -159,8 +157,7 @@ class Transcriber:
         self.decoder = WindowDecoder(self.model, DecodeSettings(
             language=config.language, beam_size=config.beam_size, initial_prompt=config.initial_prompt,
             hotwords=self.hotwords, repetition_penalty=config.repetition_penalty,
-            no_repeat_ngram_size=config.no_repeat_ngram_size, without_timestamps=config.without_timestamps,
-            patience=config.patience,
+            no_repeat_ngram_size=config.no_repeat_ngram_size,
             compression_ratio_threshold=config.compression_ratio_threshold,
             max_chars_per_second=config.max_chars_per_second, no_speech_threshold=config.no_speech_threshold,
             log_prob_threshold=config.log_prob_threshold, redecode_penalty=config.redecode_penalty))
