@@ -27,11 +27,13 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
 .PHONY: help setup index train run serve chat-offline query test test-py test-bot eval bench bench-scale bench-policies learn validate add-document clean \
-        voice-model voice bench-voice bench-admin system-deps bench-dialogues intake-model intake-eval
+        voice-model voice bench-voice bench-admin system-deps bench-dialogues intake-model intake-eval serve-prod stop
 
 help:
 	@echo "make run       install what is missing, build the index, train, start the assistant with a terminal chat"
 	@echo "make serve     the same services without the chat (REST webhook on port 5005)"
+	@echo "make serve-prod  production profile: PostgreSQL, Redis, REPLICAS Rasa replicas behind nginx on :8000"
+	@echo "make stop      stop the production profile"
 	@echo "make test      install what is missing, build, train, run pytest, rasa data validate and rasa test"
 	@echo "make voice     the voice gateway alone (POST audio to :8090/api/voice; needs a running assistant)"
 	@echo "make bench-voice  CER, real-time factor and voice-turn time on ../shared/audio"
@@ -154,6 +156,15 @@ run: setup index $(MODEL) $(VOICE_MODEL) | $(INTAKE_MODEL)
 serve: setup index $(MODEL) $(VOICE_MODEL) | $(INTAKE_MODEL)
 	scripts/assistant.sh
 
+# PostgreSQL tracker store, Redis lock store, $(REPLICAS) Rasa replicas (default: the cores) with
+# their action servers, the voice gateway and the web server behind nginx on PROD_PORT (8000);
+# all under build/prod (scripts/prod.sh). `make stop` stops it.
+serve-prod: setup index $(MODEL) $(VOICE_MODEL) system-deps | $(INTAKE_MODEL)
+	scripts/prod.sh start
+
+stop:
+	scripts/prod.sh stop
+
 chat-offline: index
 	$(PY) -m actions --offline --index $(INDEX)
 
@@ -165,17 +176,22 @@ test: test-py test-bot
 # Debian packages the tests use: chromium (+ driver) and CJK fonts for the browser tests,
 # docker-compose to check docker-compose.yml. Installed only when missing and when we are
 # root with apt-get (as on CI); elsewhere the tests that need them say why they skip.
+# The production profile (make serve-prod) also needs PostgreSQL, Redis and nginx.
+PROD_DEPS_OK := $(shell ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && command -v redis-server >/dev/null && \
+  command -v nginx >/dev/null && echo yes)
 SYSTEM_DEPS_OK := $(shell test -x /usr/bin/chromium && fc-list 2>/dev/null | grep -qi "noto.*cjk" && \
-  { docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null 2>&1 || ! command -v docker >/dev/null 2>&1; } && echo yes)
+  { docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null 2>&1 || ! command -v docker >/dev/null 2>&1; } && \
+  test "$(PROD_DEPS_OK)" = yes && echo yes)
 system-deps:
 ifneq ($(SYSTEM_DEPS_OK),yes)
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	  pkgs="chromium chromium-driver fonts-noto-cjk"; \
+	  pkgs="chromium chromium-driver fonts-noto-cjk postgresql redis-server nginx-light"; \
 	  if command -v docker >/dev/null 2>&1 && ! docker compose version >/dev/null 2>&1; then pkgs="$$pkgs docker-compose"; fi; \
 	  echo "installing $$pkgs (apt)"; \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$pkgs) >/dev/null \
-	    || echo "could not install $$pkgs: browser and compose checks will skip"; \
-	else echo "not root or no apt-get: install chromium, chromium-driver, fonts-noto-cjk yourself for the browser tests"; fi
+	    || echo "could not install $$pkgs: browser, compose and production-profile checks will skip"; \
+	else echo "not root or no apt-get: install chromium, chromium-driver, fonts-noto-cjk (browser tests) and" \
+	  "postgresql, redis-server, nginx (production profile) yourself"; fi
 endif
 
 test-py: setup system-deps index $(MODEL) $(VOICE_MODEL) | $(INTAKE_MODEL)
