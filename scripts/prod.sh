@@ -172,6 +172,11 @@ start() {
   export PROD_PG_PASSWORD; PROD_PG_PASSWORD=$(secret pg)
   export PROD_REDIS_PASSWORD; PROD_REDIS_PASSWORD=$(secret redis)
   export SANIC_WORKERS=1  # one Sanic worker per replica; replicas are the unit of scale
+  # one compute thread per process: N replicas and N action servers share the cores, and
+  # torch's and TensorFlow's thread pools sized to every core fight each other
+  export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} MKL_NUM_THREADS=${MKL_NUM_THREADS:-1}
+  export TF_INTRA_OP_PARALLELISM_THREADS=${TF_INTRA_OP_PARALLELISM_THREADS:-1}
+  export TF_INTER_OP_PARALLELISM_THREADS=${TF_INTER_OP_PARALLELISM_THREADS:-1}
   export COPILOT_TOKEN=${COPILOT_TOKEN:-$(secret copilot)}
   if [ -z "${ASSISTANT_TICKET_KEY:-}" ]; then  # the same key file as scripts/assistant.sh
     if [ ! -s build/secrets/ticket.key ]; then
