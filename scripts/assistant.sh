@@ -13,16 +13,8 @@ WEB_PORT=${WEB_PORT:-8080}
 export COPILOT_TOKEN=${COPILOT_TOKEN:-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')}
 MODEL=${MODEL:-build/models/assistant.tar.gz}
 mkdir -p build/logs build/data
-# contacts in 工单 are encrypted at rest with ASSISTANT_TICKET_KEY (base64 of 32 bytes); a
-# district sets it from its secret store, otherwise one is made once for this machine
-if [ -z "${ASSISTANT_TICKET_KEY:-}" ]; then
-  if [ ! -s build/secrets/ticket.key ]; then
-    mkdir -p build/secrets && chmod 700 build/secrets
-    (umask 077 && .venv/bin/python -c 'import base64,os; print(base64.b64encode(os.urandom(32)).decode())' \
-      > build/secrets/ticket.key)
-  fi
-  ASSISTANT_TICKET_KEY=$(cat build/secrets/ticket.key)
-fi
+# contacts in 工单 are encrypted at rest with ASSISTANT_TICKET_KEY (scripts/ticket_key.sh)
+ASSISTANT_TICKET_KEY=${ASSISTANT_TICKET_KEY:-$(scripts/ticket_key.sh)}
 export ASSISTANT_TICKET_KEY
 # the administrators' console (/admin) reads its accounts from ASSISTANT_ADMINS; on a machine with
 # none yet, one account "admin" is made with a random password, shown once below

@@ -178,14 +178,7 @@ start() {
   export TF_INTRA_OP_PARALLELISM_THREADS=${TF_INTRA_OP_PARALLELISM_THREADS:-1}
   export TF_INTER_OP_PARALLELISM_THREADS=${TF_INTER_OP_PARALLELISM_THREADS:-1}
   export COPILOT_TOKEN=${COPILOT_TOKEN:-$(secret copilot)}
-  if [ -z "${ASSISTANT_TICKET_KEY:-}" ]; then  # the same key file as scripts/assistant.sh
-    if [ ! -s build/secrets/ticket.key ]; then
-      mkdir -p build/secrets && chmod 700 build/secrets
-      (umask 077 && .venv/bin/python -c 'import base64,os; print(base64.b64encode(os.urandom(32)).decode())' \
-        > build/secrets/ticket.key)
-    fi
-    ASSISTANT_TICKET_KEY=$(cat build/secrets/ticket.key)
-  fi
+  ASSISTANT_TICKET_KEY=${ASSISTANT_TICKET_KEY:-$(scripts/ticket_key.sh)}
   export ASSISTANT_TICKET_KEY
   export ASSISTANT_ADMINS=${ASSISTANT_ADMINS:-build/data/admins.txt}
   local i origins="http://127.0.0.1:$PROD_PORT http://localhost:$PROD_PORT ${ASSISTANT_WEB_ORIGINS:-}"
