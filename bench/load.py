@@ -10,9 +10,9 @@ A conversation is a guide question, its follow-up ("要多久", answered from th
 think time. Open loop: conversations start at ``--rate`` turns a second whatever the replies'
 speed (Locust users paced with constant_throughput, enough of them that a slow reply does not
 hold back the next start). One JSON line per run: users or rate, turns, turns per second,
-p50/p95/p99 ms, errors (HTTP error or no connection), lost turns (no reply at all, or the
-channel's "系统繁忙" fallback, or — with ``--tracker`` — a sent turn missing from the stored
-events). Runs on loopback; keep ``--seconds`` at 120 or less.
+p50/p95/p99 ms, errors (HTTP error or no connection), polite replies (the channel's or the load
+balancer's "系统繁忙……12345"), lost turns (no reply at all, or a sent turn missing from the stored
+events with ``--tracker``; without it, the polite replies). Runs on loopback; keep ``--seconds`` at 120 or less.
 """
 from __future__ import annotations
 
@@ -45,7 +45,8 @@ class Record:
     def __init__(self) -> None:
         self.latencies: list[float] = []
         self.errors = 0
-        self.lost = 0
+        self.no_reply = 0
+        self.polite = 0
         self.sent: dict[str, int] = {}
 
 
@@ -72,8 +73,10 @@ class Caller(HttpUser):
                     RECORD.sent[sender] = RECORD.sent.get(sender, 0) + 1
                     replies = resp.json() if resp.text else []
                     texts = [r.get("text") or "" for r in replies]
-                    if not replies or any(FALLBACK in t for t in texts):
-                        RECORD.lost += 1
+                    if not replies:
+                        RECORD.no_reply += 1
+                    elif any(FALLBACK in t for t in texts):
+                        RECORD.polite += 1
                     RECORD.latencies.append(took)
             except Exception:  # a refused or reset connection is an error, not a crash of the bench
                 RECORD.errors += 1
@@ -88,7 +91,7 @@ def stored_turns(tracker: str, senders: list[str]) -> dict[str, int]:
     if tracker.startswith("postgresql://"):
         u = urlparse(tracker)
         out = subprocess.run(["psql", "-h", u.hostname or "127.0.0.1", "-p", str(u.port or 5432), "-U", u.username or "rasa",
-                              "-d", u.path.lstrip("/") or "rasa", "-tA", "-F", "\t", "-c", sql],
+                              "-d", u.path.lstrip("/") or "rasa", "-tA", "-F", "\t", "-f", "-"], input=sql,
                              env={"PGPASSWORD": u.password or "", "PATH": "/usr/bin:/usr/local/bin:/bin"},
                              capture_output=True, text=True, check=True).stdout
         return {row.split("\t")[0]: int(row.split("\t")[1]) for row in out.splitlines() if row}
@@ -100,15 +103,16 @@ def run(url: str, seconds: float, users: int = 0, rate: float = 0.0, tracker: st
         replicas: int | None = None) -> dict:
     global RECORD
     RECORD = Record()
-    if rate:  # open loop: each user starts a turn every users/rate seconds, whatever the replies do
+    if rate:  # open loop: each user starts a conversation every users * turns / rate seconds
         users = max(4, int(rate * 4))
-        Caller.wait_time = constant_throughput(rate / users)
+        Caller.wait_time = constant_throughput(rate / users / len(CONVERSATIONS[0]))
     else:
         Caller.wait_time = constant(0)
     env = Environment(user_classes=[Caller], host=url)
     runner = env.create_local_runner()
     started = time.perf_counter()
-    runner.start(users, spawn_rate=users)
+    # open loop: users start spread over one pacing period, so arrivals are even, not bursts
+    runner.start(users, spawn_rate=rate / len(CONVERSATIONS[0]) if rate else users)
     gevent.spawn_later(seconds, runner.quit)
     runner.greenlet.join()
     took = time.perf_counter() - started
@@ -122,7 +126,10 @@ def run(url: str, seconds: float, users: int = 0, rate: float = 0.0, tracker: st
            "turns_per_s": round(len(RECORD.latencies) / took, 1),
            "p50_ms": round(float(np.percentile(lat, 50)), 1), "p95_ms": round(float(np.percentile(lat, 95)), 1),
            "p99_ms": round(float(np.percentile(lat, 99)), 1), "errors": RECORD.errors,
-           "lost_turns": RECORD.lost + missing, "missing_from_store": missing if tracker else None}
+           "polite_replies": RECORD.polite, "no_reply": RECORD.no_reply,
+           # a turn answered politely but not handled is missing from the store: counted once
+           "lost_turns": RECORD.no_reply + (missing if tracker else RECORD.polite),
+           "missing_from_store": missing if tracker else None}
     return out
 
 

@@ -143,6 +143,13 @@ $rasa  }
       proxy_set_header Connection "";
       proxy_next_upstream error timeout;
       proxy_read_timeout 30s;
+      # a turn in flight on a replica that dies: the caller still gets a reply naming 12345
+      proxy_intercept_errors on;
+      error_page 502 503 504 = @polite;
+    }
+    location @polite {
+      default_type application/json;
+      return 200 '[{"recipient_id": "", "text": "抱歉，系统暂时繁忙，没能处理您的问题。请稍后再试，或拨打市民服务热线12345。"}]';
     }
     location /socket.io/ {
       proxy_pass http://rasa_socket;
@@ -172,6 +179,9 @@ start() {
   export PROD_PG_PASSWORD; PROD_PG_PASSWORD=$(secret pg)
   export PROD_REDIS_PASSWORD; PROD_REDIS_PASSWORD=$(secret redis)
   export SANIC_WORKERS=1  # one Sanic worker per replica; replicas are the unit of scale
+  # a killed replica's conversation locks expire after this, not Rasa's 60 s: the next turn of
+  # such a conversation waits for it, and the channel gives up on a turn after 20 s
+  export TICKET_LOCK_LIFETIME=${TICKET_LOCK_LIFETIME:-10}
   # one compute thread per process: N replicas and N action servers share the cores, and
   # torch's and TensorFlow's thread pools sized to every core fight each other
   export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} MKL_NUM_THREADS=${MKL_NUM_THREADS:-1}
@@ -251,7 +261,8 @@ case ${1:-start} in
   status) status ;;
   restart-replica) i=${2:?replica index}; stop_pid "rasa-$i"
     export PROD_PG_PASSWORD; PROD_PG_PASSWORD=$(secret pg); export PROD_REDIS_PASSWORD; PROD_REDIS_PASSWORD=$(secret redis)
-    SANIC_WORKERS=1 PYTHONPATH=. spawn "rasa-$i" .venv-rasa/bin/rasa run --model "$MODEL" --interface 127.0.0.1 \
+    export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 TF_INTRA_OP_PARALLELISM_THREADS=1 TF_INTER_OP_PARALLELISM_THREADS=1
+    TICKET_LOCK_LIFETIME=${TICKET_LOCK_LIFETIME:-10} SANIC_WORKERS=1 PYTHONPATH=. spawn "rasa-$i" .venv-rasa/bin/rasa run --model "$MODEL" --interface 127.0.0.1 \
       --port $((RASA_BASE_PORT + i)) --credentials credentials.yml --endpoints "$PROD_DIR/endpoints-$i.yml" \
       --log-file "$LOGS/rasa-$i.log"
     wait_for "http://127.0.0.1:$((RASA_BASE_PORT + i))/" "Rasa replica $i" 240 ;;
