@@ -120,3 +120,12 @@ def test_a_killed_replica_users_get_replies_from_the_other(prod):
     assert restart.returncode == 0, restart.stderr[-2000:]
     status, replies = say(prod["rasa"][0], senders[0], "要多久")  # the restarted replica has the history
     assert status == 200 and ("时限" in replies[0]["text"] or "工作日" in replies[0]["text"]), replies
+
+
+def test_with_every_replica_down_the_caller_still_gets_a_reply_naming_12345(prod):
+    """Last in this module: it leaves no replica running."""
+    for i in (0, 1):
+        os.kill(int((prod["dir"] / "pids" / f"rasa-{i}.pid").read_text()), 9)
+    time.sleep(0.5)
+    status, replies = say(prod["lb"], "down-" + uuid.uuid4().hex[:6], "营业执照怎么办")
+    assert status == 200 and "12345" in replies[0]["text"], replies

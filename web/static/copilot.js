@@ -1,4 +1,4 @@
-// Hotline copilot: the caller's words (typed, or call audio in segments through /api/voice) go to
+// Hotline copilot: the caller's words (typed, or call audio streamed to /api/voice/stream) go to
 // the assistant under the copilot's own sender id and to the guide search; the page shows the
 // guides' key fields, the 一件事 questions with the answers so far, a suggested reply and the
 // handoff summaries from citizens' chats. Every caller sentence also re-drafts the call's 工单
@@ -262,15 +262,16 @@
     if (tentative) box.appendChild(el("span", "muted", tentative));
     box.scrollTop = box.scrollHeight;
   }
-  async function sendPiece(end) {
+  async function sendPiece(end, call, caller) {  // call and caller as they were when it was queued
     const n = pcm.reduce((a, b) => a + b.length, 0), body = new Int16Array(n);
     let at = 0; for (const p of pcm) { body.set(p, at); at += p.length; } pcm = [];
     let r, data = {};
     try {
-      r = await fetch("/api/voice/stream?call=" + encodeURIComponent(callId) + (end ? "&end=1" : ""),
+      r = await fetch("/api/voice/stream?call=" + encodeURIComponent(call) + (end ? "&end=1" : ""),
         {method: "POST", body: body.buffer, headers: {"Content-Type": "application/octet-stream"}, credentials: "same-origin"});
       data = await r.json().catch(() => ({}));
     } catch (e) { r = {ok: false}; data = {message: "网络连接失败，通话转写暂停。"}; }
+    if (caller !== sender) return;  // the call was ended with 新来电: its rest belongs to no one now
     if (!r.ok) { $("status").textContent = data.message || "通话转写暂时不可用。"; return; }
     showLive(data.text || "", end ? "" : (data.tentative || ""));
     pending += data.final || "";
@@ -281,7 +282,8 @@
     listening = false; $("listen").textContent = "开始收听通话"; clearInterval(timer);
     if (node) node.disconnect(); if (ctx) ctx.close(); if (media) media.getTracks().forEach(t => t.stop());
     node = ctx = media = null;
-    queue = queue.then(() => sendPiece(true));
+    const call = callId, caller = sender;
+    queue = queue.then(() => sendPiece(true, call, caller));
   }
   async function listen() {
     if (listening) { stopListening(); return; }
@@ -293,7 +295,8 @@
     node = ctx.createScriptProcessor(4096, 1, 1);
     node.onaudioprocess = e => { if (listening) pcm.push(toPcm16(e.inputBuffer.getChannelData(0), ctx.sampleRate)); };
     ctx.createMediaStreamSource(media).connect(node); node.connect(ctx.destination);
-    timer = setInterval(() => { queue = queue.then(() => sendPiece(false)); }, PIECE_MS);
+    const call = callId, caller = sender;
+    timer = setInterval(() => { queue = queue.then(() => sendPiece(false, call, caller)); }, PIECE_MS);
   }
 
   $("form").addEventListener("submit", ev => { ev.preventDefault(); const t = $("caller").value; $("caller").value = ""; analyse(t); });
