@@ -168,14 +168,7 @@ $rasa  }
 EOF
 }
 
-start() {
-  trap 'rc=$?; if [ $rc != 0 ]; then echo "prod: start failed; stopping what started" >&2; stop; fi' EXIT
-  mkdir -p "$LOGS" "$PIDS" "$PROD_DIR/secrets" build/data && chmod 700 "$PROD_DIR/secrets"
-  [ -s "$MODEL" ] || die "no trained model at $MODEL (make train)"
-  [ -f "$PIDS/nginx.pid" ] && kill -0 "$(cat "$PIDS/nginx.pid")" 2>/dev/null && die "already running (scripts/prod.sh stop)"
-  secret pg >/dev/null; secret redis >/dev/null
-  start_postgres
-  start_redis
+replica_env() {  # what every Rasa replica and action server runs with
   export PROD_PG_PASSWORD; PROD_PG_PASSWORD=$(secret pg)
   export PROD_REDIS_PASSWORD; PROD_REDIS_PASSWORD=$(secret redis)
   export SANIC_WORKERS=1  # one Sanic worker per replica; replicas are the unit of scale
@@ -187,19 +180,35 @@ start() {
   export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} MKL_NUM_THREADS=${MKL_NUM_THREADS:-1}
   export TF_INTRA_OP_PARALLELISM_THREADS=${TF_INTRA_OP_PARALLELISM_THREADS:-1}
   export TF_INTER_OP_PARALLELISM_THREADS=${TF_INTER_OP_PARALLELISM_THREADS:-1}
+}
+
+start_replica() {  # index: Rasa replica i on RASA_BASE_PORT + i, CORS for the one public port
+  local origins="http://127.0.0.1:$PROD_PORT http://localhost:$PROD_PORT ${ASSISTANT_WEB_ORIGINS:-}"
+  # shellcheck disable=SC2086
+  PYTHONPATH=. spawn "rasa-$1" .venv-rasa/bin/rasa run --model "$MODEL" --interface 127.0.0.1 \
+    --port $((RASA_BASE_PORT + $1)) --cors $origins --credentials credentials.yml \
+    --endpoints "$PROD_DIR/endpoints-$1.yml" --log-file "$LOGS/rasa-$1.log"
+}
+
+start() {
+  trap 'rc=$?; if [ $rc != 0 ]; then echo "prod: start failed; stopping what started" >&2; stop; fi' EXIT
+  mkdir -p "$LOGS" "$PIDS" "$PROD_DIR/secrets" build/data && chmod 700 "$PROD_DIR/secrets"
+  [ -s "$MODEL" ] || die "no trained model at $MODEL (make train)"
+  [ -f "$PIDS/nginx.pid" ] && kill -0 "$(cat "$PIDS/nginx.pid")" 2>/dev/null && die "already running (scripts/prod.sh stop)"
+  secret pg >/dev/null; secret redis >/dev/null
+  start_postgres
+  start_redis
+  replica_env
   export COPILOT_TOKEN=${COPILOT_TOKEN:-$(secret copilot)}
   ASSISTANT_TICKET_KEY=${ASSISTANT_TICKET_KEY:-$(scripts/ticket_key.sh)}
   export ASSISTANT_TICKET_KEY
   export ASSISTANT_ADMINS=${ASSISTANT_ADMINS:-build/data/admins.txt}
-  local i origins="http://127.0.0.1:$PROD_PORT http://localhost:$PROD_PORT ${ASSISTANT_WEB_ORIGINS:-}"
+  local i
   for i in $(seq 0 $((REPLICAS - 1))); do
     write_endpoints "$i"
     ACTION_PORT=$((ACTION_BASE_PORT + i)) spawn "actions-$i" .venv/bin/python -m actions.server \
       --port $((ACTION_BASE_PORT + i)) --log-file "$LOGS/actions-$i.log"
-    # shellcheck disable=SC2086
-    PYTHONPATH=. spawn "rasa-$i" .venv-rasa/bin/rasa run --model "$MODEL" --interface 127.0.0.1 \
-      --port $((RASA_BASE_PORT + i)) --cors $origins --credentials credentials.yml \
-      --endpoints "$PROD_DIR/endpoints-$i.yml" --log-file "$LOGS/rasa-$i.log"
+    start_replica "$i"
   done
   write_nginx
   nginx -c "$PROD_DIR/nginx/nginx.conf" -p "$PROD_DIR/nginx" 2>> "$LOGS/nginx.err"
@@ -259,12 +268,7 @@ case ${1:-start} in
   start) start ;;
   stop) stop ;;
   status) status ;;
-  restart-replica) i=${2:?replica index}; stop_pid "rasa-$i"
-    export PROD_PG_PASSWORD; PROD_PG_PASSWORD=$(secret pg); export PROD_REDIS_PASSWORD; PROD_REDIS_PASSWORD=$(secret redis)
-    export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 TF_INTRA_OP_PARALLELISM_THREADS=1 TF_INTER_OP_PARALLELISM_THREADS=1
-    TICKET_LOCK_LIFETIME=${TICKET_LOCK_LIFETIME:-10} SANIC_WORKERS=1 PYTHONPATH=. spawn "rasa-$i" .venv-rasa/bin/rasa run --model "$MODEL" --interface 127.0.0.1 \
-      --port $((RASA_BASE_PORT + i)) --credentials credentials.yml --endpoints "$PROD_DIR/endpoints-$i.yml" \
-      --log-file "$LOGS/rasa-$i.log"
+  restart-replica) i=${2:?replica index}; stop_pid "rasa-$i"; replica_env; start_replica "$i"
     wait_for "http://127.0.0.1:$((RASA_BASE_PORT + i))/" "Rasa replica $i" 240 ;;
   *) die "usage: scripts/prod.sh start|stop|status|restart-replica N" ;;
 esac

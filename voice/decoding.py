@@ -26,7 +26,8 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from .segmenting import SAMPLE_RATE, Span, Window, split_for_redecode
+from .audio import SAMPLE_RATE
+from .segmenting import Span, Window, split_for_redecode
 from .text import collapse_repeats, echoes_prompt, is_hallucination
 
 log = logging.getLogger("voice")

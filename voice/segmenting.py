@@ -14,7 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
-SAMPLE_RATE = 16000
+from .audio import SAMPLE_RATE
 
 
 @dataclass(frozen=True)
@@ -105,10 +105,10 @@ def whole_windows(samples: np.ndarray, max_window_s: float = 15.0) -> list[Windo
 def loud_seconds(samples: np.ndarray, frame: int = 480) -> float:
     """Seconds of 30 ms frames well above the recording's own floor (its quietest tenth, x4) and
     above -40 dBFS: sound that changes, as speech does. Steady noise or hum has none."""
-    n = len(samples) // frame
-    if n == 0:
+    power = _frame_power(samples, frame)
+    if not len(power):
         return 0.0
-    rms = np.sqrt(np.square(samples[: n * frame].astype(np.float64)).reshape(n, frame).mean(axis=1))
+    rms = np.sqrt(power)
     threshold = max(4 * float(np.percentile(rms, 10)), 10 ** (-40 / 20))
     return float((rms > threshold).sum()) * frame / SAMPLE_RATE
 
@@ -145,10 +145,16 @@ def _halve(audio: np.ndarray, span: Span, limit: int) -> list[Span]:
 
 def quietest_point(audio: np.ndarray, frame: int = SAMPLE_RATE // 10) -> int:
     """Sample index of the quietest 100 ms frame in the middle half of ``audio``."""
-    n = len(audio) // frame
+    energy = _frame_power(audio, frame)
+    n = len(energy)
     if n < 4:
         return len(audio) // 2
-    energy = np.square(audio[: n * frame].astype(np.float64)).reshape(n, frame).mean(axis=1)
     lo, hi = n // 4, max(n // 4 + 1, (3 * n) // 4)
     best = lo + int(np.argmin(energy[lo:hi]))
     return best * frame + frame // 2
+
+
+def _frame_power(audio: np.ndarray, frame: int) -> np.ndarray:
+    """Mean square of each whole frame of ``audio``."""
+    n = len(audio) // frame
+    return np.square(audio[: n * frame].astype(np.float64)).reshape(n, frame).mean(axis=1)

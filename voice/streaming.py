@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .segmenting import SAMPLE_RATE
+from .audio import SAMPLE_RATE
 
 
 @dataclass(frozen=True)
@@ -55,10 +55,6 @@ class CallStream:
         self._received = 0.0
         self._final: list[str] = []
         self._tentative = ""
-
-    @property
-    def seconds(self) -> float:
-        return self._received
 
     def feed(self, samples: np.ndarray) -> StreamUpdate:
         samples = np.asarray(samples, np.float32).reshape(-1)

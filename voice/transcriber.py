@@ -10,7 +10,8 @@ The same audio always gives the same transcript: nothing is sampled at random. I
   (voice/segmenting.py), so audio up to the 60 s limit is decoded window by window;
 * each window is decoded at temperature 0 with language zh and a Simplified Chinese prompt,
   and checked: a loop (too many characters per second, a high gzip ratio, a phrase repeated
-  back to back), a subtitle credit, an echo of the prompt, or no speech. A window that fails is
+  back to back), speech skipped, a subtitle credit, an echo of the prompt, or no speech; when
+  VAD misses most of the loud sound, the whole audio is decoded instead. A window that fails is
   re-decoded in fixed ways before anything is dropped (voice/decoding.py);
 * OpenCC t2s, repeated phrases collapsed, the text bounded to ``max_chars_per_second``;
 * homophones of domain terms corrected (一窗同 -> 一窗通, voice/homophones.py).
@@ -214,13 +215,13 @@ class Transcriber:
         results = [self.decoder.decode(samples, w, words=words) for w in windows]
         events = ([missed] if missed else []) + [e for r in results for e in r.events]
         segments = [seg for r in results for seg in r.segments]
-        raw = "".join(seg.text for r in results for seg in r.segments)
-        text = self.clean(join_segments([seg.text for seg in segments]), sum(w.seconds for w in windows), events)
+        speech = sum(w.seconds for w in windows)
+        text = self.clean(join_segments([seg.text for seg in segments]), speech, events)
         for e in events:
             e.log()
         return Transcript(
-            text=text, query=normalize_for_retrieval(text), raw_text=raw,
-            duration=round(duration, 3), speech_duration=round(sum(w.seconds for w in windows), 3),
+            text=text, query=normalize_for_retrieval(text), raw_text="".join(seg.text for seg in segments),
+            duration=round(duration, 3), speech_duration=round(speech, 3),
             events=[asdict(e) for e in events], windows=len(windows),
             words=[(w.text, round(float(w.start), 3), round(float(w.end), 3)) for seg in segments for w in seg.words],
         )
