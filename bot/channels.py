@@ -2,9 +2,10 @@
 
 Registered in credentials.yml in place of Rasa's own `rest` and `socketio` channels (same
 URLs). Each message is masked (身份证号, 手机号, bank cards: seed task 18), stripped of markup,
-turned into Simplified characters and cut to MAX_MESSAGE_CHARS before NLU, the tracker store or any log sees it. A REST turn
-that produces no reply at all (the action server is down or slow) gets a polite answer
-with the 12345 hotline instead of an empty list, within REPLY_TIMEOUT_S.
+turned into Simplified characters and cut to MAX_MESSAGE_CHARS before NLU, the tracker store or
+any log sees it. A turn, REST or socket.io, that produces no reply at all (the action server is
+down or slow, the tracker store failed) gets a polite answer with the 12345 hotline instead of
+silence, within REPLY_TIMEOUT_S.
 """
 from __future__ import annotations
 
@@ -79,20 +80,30 @@ def agent_metadata(metadata: Any) -> Optional[Dict[str, Any]]:
     return kept or None
 
 
+def replies_sent(out: Any) -> int:
+    """Messages a turn's output channel has sent so far (REST collects them; socket.io counts)."""
+    if isinstance(out, CollectingOutputChannel):
+        return len(out.messages)
+    return getattr(out, "sent", 0)
+
+
 def guarded(on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Callable[[UserMessage], Awaitable[None]]:
-    """Clean the text, bound the turn's time, and never leave a REST caller without a reply."""
+    """Clean the text, bound the turn's time, and never leave a caller without a reply."""
 
     async def handle(message: UserMessage) -> None:
         remember_contact(message.sender_id, message.text)  # socket.io: the text is still raw here
         message.text = clean_user_text(message.text)
-        collector = message.output_channel if isinstance(message.output_channel, CollectingOutputChannel) else None
-        before = len(collector.messages) if collector else 0
+        out = message.output_channel
+        before = replies_sent(out)
+        who = mask_pii(message.sender_id or "")
         try:
             await asyncio.wait_for(on_new_message(message), timeout=REPLY_TIMEOUT_S)
         except asyncio.TimeoutError:
-            log.error("turn for %s took longer than %.0f s", mask_pii(message.sender_id or ""), REPLY_TIMEOUT_S)
-        if collector is not None and len(collector.messages) == before:
-            await collector.send_text_message(message.sender_id, FALLBACK_REPLY)
+            log.error("turn for %s took longer than %.0f s", who, REPLY_TIMEOUT_S)
+        except Exception as exc:  # e.g. the tracker store or lock store unreachable: answer, then report
+            log.error("turn for %s failed: %s: %s", who, type(exc).__name__, mask_pii(str(exc))[:300])
+        if out is not None and replies_sent(out) == before:
+            await out.send_text_message(message.sender_id, FALLBACK_REPLY)
 
     return handle
 
@@ -118,9 +129,15 @@ class CleanRestInput(RestInput):
 
 
 class CustomJsonSocketIOOutput(SocketIOOutput):
-    """Rasa 3.6 emits a custom payload as `sio.emit(evt, **payload)`, which raises for any
-    payload that is not emit's own keyword arguments (and loses the turn); send it as
-    {"custom": payload}, the shape the REST channel uses."""
+    """Counts what it sends, so that a silent turn is noticed. Rasa 3.6 emits a custom payload
+    as `sio.emit(evt, **payload)`, which raises for any payload that is not emit's own keyword
+    arguments (and loses the turn); send it as {"custom": payload}, the REST channel's shape."""
+
+    sent = 0  # replies emitted in this turn (one output channel per message): see guarded()
+
+    async def _send_message(self, socket_id: str, response: Any, **kwargs: Any) -> None:
+        await super()._send_message(socket_id, response, **kwargs)
+        self.sent += 1
 
     async def send_custom_json(self, recipient_id: str, json_message: Dict[str, Any], **kwargs: Any) -> None:
         await self._send_message(recipient_id, {"custom": json_message})

@@ -169,13 +169,12 @@ def test_personal_data_never_stored_or_logged_in_clear(assistant):
             assert secret not in content, f"{secret} found in clear in {name}"
 
 
-def test_socketio_channel_answers_and_masks(assistant):
+def socket_turn(url: str, session_id: str, text: str, until: str, seconds: float = 60) -> list[dict]:
+    """One user message over socket.io; the bot's messages until one contains `until`."""
     import asyncio
-    import uuid
 
     import socketio
 
-    session_id = f"e2e-socket-{uuid.uuid4().hex[:8]}"
     replies: list[dict] = []
 
     async def talk() -> None:
@@ -185,19 +184,29 @@ def test_socketio_channel_answers_and_masks(assistant):
         @client.on("bot_uttered")
         async def on_bot(data):
             replies.append(data)
-            if "根据《" in (data.get("text") or ""):
+            if until in (data.get("text") or ""):
                 answered.set()
 
-        await client.connect(assistant["url"], socketio_path="/socket.io")
+        await client.connect(url, socketio_path="/socket.io")
         await client.emit("session_request", {"session_id": session_id})
         await asyncio.sleep(0.5)
-        await client.emit("user_uttered", {"message": f"我手机{PII[1]}，开个小饭店要准备啥", "session_id": session_id})
+        await client.emit("user_uttered", {"message": text, "session_id": session_id})
         try:
-            await asyncio.wait_for(answered.wait(), timeout=60)
+            await asyncio.wait_for(answered.wait(), timeout=seconds)
+        except asyncio.TimeoutError:
+            pass
         finally:
             await client.disconnect()
 
     asyncio.run(talk())
+    return replies
+
+
+def test_socketio_channel_answers_and_masks(assistant):
+    import uuid
+
+    session_id = f"e2e-socket-{uuid.uuid4().hex[:8]}"
+    replies = socket_turn(assistant["url"], session_id, f"我手机{PII[1]}，开个小饭店要准备啥", "根据《")
     assert any("根据《食品经营许可" in (r.get("text") or "") for r in replies)
     stored = ""
     for _ in range(40):  # socket.io replies go out before the turn's events are saved
@@ -425,6 +434,14 @@ def test_action_server_down_gives_a_polite_reply_quickly(assistant):
     replies = say(assistant, "e2e-down", "居住证在哪里办")
     assert "12345" in texts(replies)
     assert time.time() - started < 15
+
+
+def test_action_server_down_socketio_caller_gets_the_polite_reply_too(assistant):
+    assert assistant["actions"].poll() is not None  # stopped by the test above
+    started = time.time()
+    replies = socket_turn(assistant["url"], "e2e-socket-down", "居住证在哪里办", "12345", seconds=30)
+    assert any("12345" in (r.get("text") or "") for r in replies), replies
+    assert time.time() - started < 20
 
 
 def test_missing_index_is_logged_and_reported_not_ready(tmp_path):
