@@ -8,6 +8,7 @@
 # Ports (loopback only) and sizes, from the environment:
 #   PROD_PORT=8000  the one public port (nginx): /webhooks/*, /socket.io/* -> Rasa; the rest -> web
 #   REPLICAS=<cores> PG_PORT=5433 REDIS_PORT=6380 RASA_BASE_PORT=5105 ACTION_BASE_PORT=5155
+#   ACTIONS_LB_PORT=5150 (nginx, internal: the replicas reach any live action server through it)
 #   PROD_WEB_PORT=8180 PROD_VOICE_PORT=8190 PROD_VOICE=1 (0: no voice gateway)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +20,7 @@ PG_PORT=${PG_PORT:-5433}
 REDIS_PORT=${REDIS_PORT:-6380}
 RASA_BASE_PORT=${RASA_BASE_PORT:-5105}
 ACTION_BASE_PORT=${ACTION_BASE_PORT:-5155}
+ACTIONS_LB_PORT=${ACTIONS_LB_PORT:-5150}
 PROD_WEB_PORT=${PROD_WEB_PORT:-8180}
 PROD_VOICE_PORT=${PROD_VOICE_PORT:-8190}
 PROD_VOICE=${PROD_VOICE:-1}
@@ -33,11 +35,21 @@ as_pg() {  # PostgreSQL refuses to run as root: use the Debian package's postgre
   if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
 
-wait_for() {  # url, name, seconds
+log_tail() {  # process name: the end of what it printed, so a failed start says why
+  [ -n "${1:-}" ] && [ -f "$LOGS/$1.out" ] && { echo "--- last lines of $LOGS/$1.out:"; tail -n 25 "$LOGS/$1.out"; } >&2
+  return 0
+}
+
+wait_for() {  # url, name, seconds[, process name: stop waiting as soon as it has exited]
+  local proc=${4:-}
   for _ in $(seq "$3"); do
     curl -fs -o /dev/null "$1" && return 0
+    if [ -n "$proc" ] && ! kill -0 "$(cat "$PIDS/$proc.pid" 2>/dev/null || echo 0)" 2>/dev/null; then
+      log_tail "$proc"; die "$2 exited before it answered at $1; see $LOGS/"
+    fi
     sleep 1
   done
+  log_tail "$proc"
   die "$2 did not answer at $1 in $3 s; see $LOGS/"
 }
 
@@ -87,9 +99,9 @@ write_endpoints() {  # replica index -> its endpoints file; the secrets come fro
   # (unquoted: Rasa expands environment variables only in plain YAML scalars)
   cat > "$PROD_DIR/endpoints-$1.yml" <<EOF
 action_endpoint:
-  url: "http://127.0.0.1:$((ACTION_BASE_PORT + $1))/webhook"
+  url: "http://127.0.0.1:$ACTIONS_LB_PORT/webhook"
 tracker_store:
-  type: SQL
+  type: bot.tracker_store.ResilientSQLTrackerStore
   dialect: "postgresql"
   url: "127.0.0.1"
   port: $PG_PORT
@@ -97,7 +109,7 @@ tracker_store:
   username: "rasa"
   password: \${PROD_PG_PASSWORD}
 lock_store:
-  type: "redis"
+  type: bot.lock_store.AtomicRedisLockStore
   url: "127.0.0.1"
   port: $REDIS_PORT
   password: \${PROD_REDIS_PASSWORD}
@@ -107,9 +119,10 @@ EOF
 }
 
 write_nginx() {
-  local rasa="" i
+  local rasa="" actions="" i
   for i in $(seq 0 $((REPLICAS - 1))); do
     rasa+="    server 127.0.0.1:$((RASA_BASE_PORT + i)) max_fails=1 fail_timeout=5s;"$'\n'
+    actions+="    server 127.0.0.1:$((ACTION_BASE_PORT + i)) max_fails=1 fail_timeout=5s;"$'\n'
   done
   mkdir -p "$PROD_DIR/nginx/tmp"
   cat > "$PROD_DIR/nginx/nginx.conf" <<EOF
@@ -135,6 +148,22 @@ $rasa    keepalive 32;
     hash \$remote_addr\$http_user_agent consistent;
 $rasa  }
   upstream web { server 127.0.0.1:$PROD_WEB_PORT; keepalive 16; }
+  # every replica calls the action servers through here: one that is down is skipped (a refused
+  # connection sends nothing, so even a POST is safely tried on the next one)
+  upstream actions {
+$actions    keepalive 32;
+  }
+  server {
+    listen 127.0.0.1:$ACTIONS_LB_PORT;
+    proxy_http_version 1.1;
+    location / {
+      proxy_pass http://actions;
+      proxy_set_header Connection "";
+      proxy_next_upstream error timeout;
+      proxy_connect_timeout 2s;
+      proxy_read_timeout 30s;
+    }
+  }
   server {
     listen 127.0.0.1:$PROD_PORT;
     proxy_http_version 1.1;
@@ -182,6 +211,11 @@ replica_env() {  # what every Rasa replica and action server runs with
   export TF_INTER_OP_PARALLELISM_THREADS=${TF_INTER_OP_PARALLELISM_THREADS:-1}
 }
 
+start_actions() {  # index: action server i on ACTION_BASE_PORT + i
+  ACTION_PORT=$((ACTION_BASE_PORT + $1)) spawn "actions-$1" .venv/bin/python -m actions.server \
+    --port $((ACTION_BASE_PORT + $1)) --log-file "$LOGS/actions-$1.log"
+}
+
 start_replica() {  # index: Rasa replica i on RASA_BASE_PORT + i, CORS for the one public port
   local origins="http://127.0.0.1:$PROD_PORT http://localhost:$PROD_PORT ${ASSISTANT_WEB_ORIGINS:-}"
   # shellcheck disable=SC2086
@@ -206,23 +240,22 @@ start() {
   local i
   for i in $(seq 0 $((REPLICAS - 1))); do
     write_endpoints "$i"
-    ACTION_PORT=$((ACTION_BASE_PORT + i)) spawn "actions-$i" .venv/bin/python -m actions.server \
-      --port $((ACTION_BASE_PORT + i)) --log-file "$LOGS/actions-$i.log"
+    start_actions "$i"
     start_replica "$i"
   done
   write_nginx
   nginx -c "$PROD_DIR/nginx/nginx.conf" -p "$PROD_DIR/nginx" 2>> "$LOGS/nginx.err"
   for i in $(seq 0 $((REPLICAS - 1))); do
-    wait_for "http://127.0.0.1:$((ACTION_BASE_PORT + i))/health" "action server $i" 120
-    wait_for "http://127.0.0.1:$((RASA_BASE_PORT + i))/" "Rasa replica $i" 240
+    wait_for "http://127.0.0.1:$((ACTION_BASE_PORT + i))/health" "action server $i" 240 "actions-$i"
+    wait_for "http://127.0.0.1:$((RASA_BASE_PORT + i))/" "Rasa replica $i" 240 "rasa-$i"
   done
   if [ "$PROD_VOICE" = 1 ]; then
     spawn voice .venv/bin/python -m voice serve --port "$PROD_VOICE_PORT" --rasa-url "http://127.0.0.1:$PROD_PORT"
-    wait_for "http://127.0.0.1:$PROD_VOICE_PORT/healthz" "the voice gateway" 120
+    wait_for "http://127.0.0.1:$PROD_VOICE_PORT/healthz" "the voice gateway" 120 voice
   fi
   spawn web .venv/bin/python -m web --port "$PROD_WEB_PORT" --rasa-url "http://127.0.0.1:$PROD_PORT" \
     --voice-url "http://127.0.0.1:$PROD_VOICE_PORT"
-  wait_for "http://127.0.0.1:$PROD_PORT/chat" "the web server behind nginx" 60
+  wait_for "http://127.0.0.1:$PROD_PORT/chat" "the web server behind nginx" 60 web
   echo "production profile ready: http://127.0.0.1:$PROD_PORT/chat (REST /webhooks/rest/webhook," \
     "$REPLICAS Rasa replicas, PostgreSQL :$PG_PORT, Redis :$REDIS_PORT; copilot token $COPILOT_TOKEN)" >&2
 }
@@ -268,7 +301,14 @@ case ${1:-start} in
   start) start ;;
   stop) stop ;;
   status) status ;;
+  # faults, for bench.faults and the tests: kill -9 a replica, stop or start an action server,
+  # restart PostgreSQL (fast shutdown: open connections are cut, as in a failover)
+  kill-replica) kill -9 "$(cat "$PIDS/rasa-${2:?replica index}.pid")" ;;
   restart-replica) i=${2:?replica index}; stop_pid "rasa-$i"; replica_env; start_replica "$i"
-    wait_for "http://127.0.0.1:$((RASA_BASE_PORT + i))/" "Rasa replica $i" 240 ;;
-  *) die "usage: scripts/prod.sh start|stop|status|restart-replica N" ;;
+    wait_for "http://127.0.0.1:$((RASA_BASE_PORT + i))/" "Rasa replica $i" 240 "rasa-$i" ;;
+  stop-actions) stop_pid "actions-${2:?action server index}" ;;
+  start-actions) i=${2:?action server index}; replica_env; start_actions "$i"
+    wait_for "http://127.0.0.1:$((ACTION_BASE_PORT + i))/health" "action server $i" 240 "actions-$i" ;;
+  restart-postgres) as_pg "$PGBIN/pg_ctl" -D "$PROD_DIR/pg" -m fast -w restart -l "$LOGS/postgres.log" >/dev/null ;;
+  *) die "usage: scripts/prod.sh start|stop|status|restart-replica N|kill-replica N|stop-actions N|start-actions N|restart-postgres" ;;
 esac

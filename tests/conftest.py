@@ -27,6 +27,30 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def free_port_block(n: int) -> int:
+    """The first of n consecutive loopback ports that are free, below Linux's ephemeral range
+    (32768 up): a port next to a free_port() one may be taken a moment later as the local end of
+    some outgoing connection, and a server that starts there fails with "address in use"."""
+    import random
+
+    rng = random.Random()
+    for _ in range(200):
+        base = rng.randrange(20000, 32000 - n)
+        socks = []
+        try:
+            for port in range(base, base + n):
+                s = socket.socket()
+                socks.append(s)
+                s.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError(f"no {n} consecutive free ports between 20000 and 32000")
+
+
 def guide_dict(gid: str, title: str, keywords: list[str], scope: str, materials: list[str] | None = None) -> dict:
     return {
         "id": gid, "title": title, "code": None, "department": "青浦区测试部门", "audience": ["个人"],

@@ -10,7 +10,6 @@ import glob
 import json
 import os
 import shutil
-import socket
 import subprocess
 import time
 import urllib.request
@@ -20,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import free_port
+from conftest import free_port_block
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = Path(os.environ.get("ASSISTANT_MODEL", ROOT / "build/models/assistant.tar.gz"))
@@ -35,16 +34,14 @@ pytestmark = pytest.mark.skipif(bool(MISSING), reason=f"production profile needs
 def prod():
     # under build/ (not pytest's private tmp): PostgreSQL runs as the postgres account and must reach it
     prod_dir = ROOT / "build" / f"test-prod-{uuid.uuid4().hex[:8]}"
-    ports = {k: str(free_port()) for k in ("PROD_PORT", "PG_PORT", "REDIS_PORT", "PROD_WEB_PORT", "PROD_VOICE_PORT")}
-    rasa0, action0 = free_port(), free_port()
+    # servers on ports below the ephemeral range, which outgoing connections cannot take meanwhile
+    base = free_port_block(10)
+    names = ("PROD_PORT", "PG_PORT", "REDIS_PORT", "PROD_WEB_PORT", "PROD_VOICE_PORT", "ACTIONS_LB_PORT")
+    ports = {k: str(base + i) for i, k in enumerate(names)}
+    rasa0, action0 = base + 6, base + 8  # two replicas each: ports 6-7 and 8-9
     env = {**os.environ, **ports, "PROD_DIR": str(prod_dir), "REPLICAS": "2", "PROD_VOICE": "0",
            "RASA_BASE_PORT": str(rasa0), "ACTION_BASE_PORT": str(action0), "MODEL": str(MODEL),
            "HF_HUB_OFFLINE": "1"}
-    # replicas take consecutive ports: make sure the second ones are free too
-    for port in (rasa0 + 1, action0 + 1):
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                pytest.skip(f"port {port} is taken")
     run = subprocess.run([str(ROOT / "scripts/prod.sh"), "start"], env=env, cwd=ROOT, capture_output=True,
                          text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
@@ -107,6 +104,39 @@ def test_concurrent_messages_of_one_sender_are_serialised_by_the_redis_lock(prod
     assert all(not (a == b == "user") for a, b in zip(kinds, kinds[1:])), kinds
 
 
+def prod_sh(prod, *args: str) -> None:
+    run = subprocess.run([str(ROOT / "scripts/prod.sh"), *args], env=prod["env"], cwd=ROOT, capture_output=True,
+                         text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+
+
+def test_with_one_action_server_stopped_every_turn_is_still_answered_in_full(prod):
+    """The replicas reach the action servers through nginx, which skips one that is down."""
+    prod_sh(prod, "stop-actions", "0")
+    try:
+        for i in range(6):
+            status, replies = say(prod["lb"], f"actions-down-{i}-" + uuid.uuid4().hex[:4], "营业执照怎么办")
+            assert status == 200 and "根据《" in replies[0]["text"], replies
+    finally:
+        prod_sh(prod, "start-actions", "0")
+
+
+def test_a_postgresql_restart_loses_no_turn_and_no_history(prod):
+    sender = "pg-" + uuid.uuid4().hex[:6]
+    status, first = say(prod["lb"], sender, "开个小饭店要准备什么")
+    assert status == 200 and "食品经营许可" in first[0]["text"]
+    with ThreadPoolExecutor(1) as pool:
+        restart = pool.submit(prod_sh, prod, "restart-postgres")
+        time.sleep(0.3)  # the next turn arrives while the database is going down or starting
+        status, during = say(prod["lb"], sender, "要带什么材料")
+        restart.result()
+    assert status == 200 and "食品经营许可" in during[0]["text"], during
+    status, after = say(prod["lb"], sender, "那要多久")
+    assert status == 200 and "食品经营许可" in after[0]["text"], after
+    users = [text for kind, text in events(prod, sender) if kind == "user"]
+    assert users == ["开个小饭店要准备什么", "要带什么材料", "那要多久"]
+
+
 def test_a_killed_replica_users_get_replies_from_the_other(prod):
     pid = int((prod["dir"] / "pids" / "rasa-0.pid").read_text())
     os.kill(pid, 9)
@@ -115,9 +145,7 @@ def test_a_killed_replica_users_get_replies_from_the_other(prod):
     for s in senders:
         status, replies = say(prod["lb"], s, "营业执照怎么办")
         assert status == 200 and replies, (s, status)
-    restart = subprocess.run([str(ROOT / "scripts/prod.sh"), "restart-replica", "0"], env=prod["env"], cwd=ROOT,
-                             capture_output=True, text=True, timeout=300)
-    assert restart.returncode == 0, restart.stderr[-2000:]
+    prod_sh(prod, "restart-replica", "0")
     status, replies = say(prod["rasa"][0], senders[0], "要多久")  # the restarted replica has the history
     assert status == 200 and ("时限" in replies[0]["text"] or "工作日" in replies[0]["text"]), replies
 

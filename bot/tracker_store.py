@@ -1,0 +1,101 @@
+"""Rasa's SQL tracker store, made to ride out a database restart.
+
+Rasa wraps every tracker store in a FailSafeTrackerStore: a read that fails returns "no
+tracker", so the turn starts a new conversation, and a write that fails goes to process memory,
+where the other replicas never see it. Both lose history. With PostgreSQL restarting, the
+pooled connections are dead and the first queries fail even after the server is back.
+
+This store tests a pooled connection before use (SQLAlchemy's pool_pre_ping), and retries a read
+or a write that failed for want of a connection, with backoff, for up to TRACKER_RETRY_S seconds
+(default 8: inside the channel's 20 s limit for the whole turn, with the reads and the write of
+one turn). A write is safe to retry: it appends only the events the database does not hold yet.
+
+    tracker_store:
+      type: bot.tracker_store.ResilientSQLTrackerStore
+      dialect: "postgresql"   # the rest as for Rasa's `type: SQL`
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import time
+from typing import Any, Awaitable, Callable, Iterable, Optional, Text, TypeVar
+
+import sqlalchemy as sa
+import sqlalchemy.exc
+from sqlalchemy.orm import sessionmaker
+from rasa.core.tracker_store import SQLTrackerStore, create_engine_kwargs
+from rasa.shared.nlu.constants import INTENT_NAME_KEY
+from rasa.shared.core.trackers import DialogueStateTracker
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+# connection lost, refused, or the server shutting down; not a bad query
+RETRIED = (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError)
+
+
+def retry_budget() -> float:
+    return float(os.environ.get("TRACKER_RETRY_S", "8"))
+
+
+async def with_retries(what: str, call: Callable[[], T], budget_s: float,
+                       sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep) -> T:
+    """call() until it does not raise a connection error, sleeping 0.1, 0.2, 0.4 … 1 s between
+    tries, for at most budget_s seconds; then the last error is raised."""
+    deadline = time.monotonic() + budget_s
+    pause = 0.1
+    while True:
+        try:
+            return call()
+        except RETRIED as exc:
+            if time.monotonic() + pause > deadline:
+                log.error("tracker store: %s failed for %.0f s, giving up: %s", what, budget_s, type(exc).__name__)
+                raise
+            log.warning("tracker store: %s failed (%s); retrying in %.1f s", what, type(exc).__name__, pause)
+            await sleep(pause)
+            pause = min(1.0, pause * 2)
+
+
+class ResilientSQLTrackerStore(SQLTrackerStore):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        url = self.engine.url
+        self.engine.dispose()
+        self.engine = sa.create_engine(url, pool_pre_ping=True, **create_engine_kwargs(url))
+        self.sessionmaker = sessionmaker(bind=self.engine)
+        self.retry_s = retry_budget()
+
+    async def keys(self) -> Iterable[Text]:
+        return await with_retries("keys", self._keys, self.retry_s)
+
+    def _keys(self) -> list:
+        with self.session_scope() as session:
+            return [sender_id for (sender_id,) in session.query(self.SQLEvent.sender_id).distinct().all()]
+
+    async def _retrieve(self, sender_id: Text, fetch_events_from_all_sessions: bool) -> Optional[DialogueStateTracker]:
+        return await with_retries("read", lambda: self._read(sender_id, fetch_events_from_all_sessions), self.retry_s)
+
+    def _read(self, sender_id: Text, all_sessions: bool) -> Optional[DialogueStateTracker]:
+        with self.session_scope() as session:
+            rows = self._event_query(session, sender_id, fetch_events_from_all_sessions=all_sessions).all()
+            events = [json.loads(row.data) for row in rows]
+        if self.domain and events:
+            return DialogueStateTracker.from_dict(sender_id, events, self.domain.slots)
+        return None
+
+    async def save(self, tracker: DialogueStateTracker) -> None:
+        await self.stream_events(tracker)  # once: a retried write must not publish twice
+        await with_retries("write", lambda: self._write(tracker), self.retry_s)
+
+    def _write(self, tracker: DialogueStateTracker) -> None:
+        """Append the events the database does not hold yet, in one transaction."""
+        with self.session_scope() as session:
+            for event in self._additional_events(session, tracker):
+                data = event.as_dict()
+                session.add(self.SQLEvent(
+                    sender_id=tracker.sender_id, type_name=event.type_name, timestamp=data.get("timestamp"),
+                    intent_name=data.get("parse_data", {}).get("intent", {}).get(INTENT_NAME_KEY),
+                    action_name=data.get("name"), data=json.dumps(data)))
+            session.commit()
