@@ -7,12 +7,13 @@
 
 A conversation is a guide question, its follow-up ("要多久", answered from the context), a
 一件事 turn and a thank-you, each from a new sender. Closed loop: ``--users`` callers with no
-think time. Open loop: conversations start at ``--rate`` turns a second whatever the replies'
-speed (Locust users paced with constant_throughput, enough of them that a slow reply does not
-hold back the next start). One JSON line per run: users or rate, turns, turns per second,
-p50/p95/p99 ms, errors (HTTP error or no connection), polite replies (the channel's or the load
-balancer's "系统繁忙……12345"), lost turns (no reply at all, or a sent turn missing from the stored
-events with ``--tracker``; without it, the polite replies). Runs on loopback; keep ``--seconds`` at 120 or less.
+think time, or with ``--think`` seconds before each turn (for sizing). Open loop: conversations
+start at ``--rate`` turns a second whatever the replies' speed (Locust users paced with
+constant_throughput, enough of them that a slow reply does not hold back the next start). One
+JSON line per run: users or rate, turns, turns per second, p50/p95/p99 ms, errors (HTTP error
+or no connection), polite replies (the channel's or the load balancer's "系统繁忙……12345"), lost
+turns (no reply at all, or a sent turn missing from the stored events with ``--tracker``;
+without it, the polite replies). Runs on loopback; keep ``--seconds`` at 120 or less.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ import locust  # noqa: F401 - first: Locust patches the standard library with ge
 
 import argparse
 import json
+import random
 import sqlite3
 import subprocess
 import sys
@@ -29,7 +31,7 @@ from urllib.parse import urlparse
 
 import gevent
 import numpy as np
-from locust import HttpUser, constant, constant_throughput, task
+from locust import HttpUser, between, constant, constant_throughput, task
 from locust.env import Environment
 
 CONVERSATIONS = [
@@ -55,12 +57,15 @@ RECORD = Record()
 
 class Caller(HttpUser):
     wait_time = constant(0)
+    think_s = 0.0  # between the turns of a conversation: a person reading the reply and typing
 
     @task
     def conversation(self) -> None:
         script = CONVERSATIONS[hash(uuid.uuid4()) % len(CONVERSATIONS)]
         sender = "load-" + uuid.uuid4().hex[:12]
-        for text in script:
+        for n, text in enumerate(script):
+            if n and self.think_s:
+                gevent.sleep(self.think_s * random.uniform(0.5, 1.5))  # spread: callers do not type in step
             t0 = time.perf_counter()
             try:
                 with self.client.post("/webhooks/rest/webhook", json={"sender": sender, "message": text},
@@ -100,19 +105,21 @@ def stored_turns(tracker: str, senders: list[str]) -> dict[str, int]:
 
 
 def run(url: str, seconds: float, users: int = 0, rate: float = 0.0, tracker: str | None = None,
-        replicas: int | None = None) -> dict:
+        replicas: int | None = None, think: float = 0.0) -> dict:
     global RECORD
     RECORD = Record()
+    Caller.think_s = think
     if rate:  # open loop: each user starts a conversation every users * turns / rate seconds
         users = max(4, int(rate * 4))
         Caller.wait_time = constant_throughput(rate / users / len(CONVERSATIONS[0]))
-    else:
-        Caller.wait_time = constant(0)
+    else:  # the next conversation starts after a think time too
+        Caller.wait_time = between(0.5 * think, 1.5 * think) if think else constant(0)
     env = Environment(user_classes=[Caller], host=url)
     runner = env.create_local_runner()
     started = time.perf_counter()
     # open loop: users start spread over one pacing period, so arrivals are even, not bursts
-    runner.start(users, spawn_rate=rate / len(CONVERSATIONS[0]) if rate else users)
+    # with think time, callers arrive over one think period, as they would, not all at once
+    runner.start(users, spawn_rate=rate / len(CONVERSATIONS[0]) if rate else users / think if think else users)
     gevent.spawn_later(seconds, runner.quit)
     runner.greenlet.join()
     took = time.perf_counter() - started
@@ -122,6 +129,7 @@ def run(url: str, seconds: float, users: int = 0, rate: float = 0.0, tracker: st
         stored = stored_turns(tracker, list(RECORD.sent))
         missing = sum(max(0, n - stored.get(s, 0)) for s, n in RECORD.sent.items())
     out = {"url": url, "mode": "open" if rate else "closed", "users": users, "rate": rate or None,
+           "think_s": think or None,
            "replicas": replicas, "seconds": round(took, 1), "turns": len(RECORD.latencies),
            "turns_per_s": round(len(RECORD.latencies) / took, 1),
            "p50_ms": round(float(np.percentile(lat, 50)), 1), "p95_ms": round(float(np.percentile(lat, 95)), 1),
@@ -141,12 +149,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--tracker", help="postgresql://user:pw@host:port/db or an SQLite tracker file")
     ap.add_argument("--replicas", type=int, help="recorded in the output")
+    ap.add_argument("--think", type=float, default=0.0,
+                    help="closed loop: mean seconds between a caller's turns (0.5-1.5x, uniform)")
     args = ap.parse_args(argv)
     if args.seconds > 120:
         print("bench.load: keep a run to 120 s or less", file=sys.stderr)
         return 2
-    print(json.dumps(run(args.url.rstrip("/"), args.seconds, args.users, args.rate, args.tracker, args.replicas),
-                     ensure_ascii=False), flush=True)
+    print(json.dumps(run(args.url.rstrip("/"), args.seconds, args.users, args.rate, args.tracker, args.replicas,
+                         args.think), ensure_ascii=False), flush=True)
     return 0
 
 

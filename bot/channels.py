@@ -23,6 +23,7 @@ from rasa.core.channels.socketio import SocketIOInput, SocketIOOutput
 from sanic.request import Request
 
 from assistant.privacy import install_log_masking, mask_pii, mobiles
+from bot import rasa_patches
 from index_builder.normalize import to_simplified
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,7 @@ FALLBACK_REPLY = "抱歉，系统暂时繁忙，没能处理您的问题。请�
 _TAGS = re.compile(r"<[^<>]{0,200}>")
 
 install_log_masking()  # Rasa's own log handlers are set up before channels load
+rasa_patches.install()  # the turn-cost changes, with the channels every Rasa process loads
 
 
 _tickets = None

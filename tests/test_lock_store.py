@@ -12,11 +12,10 @@ from pathlib import Path
 
 import pytest
 
+import rasa_venv
 from conftest import free_port_block
 
-ROOT = Path(__file__).resolve().parents[1]
-RASA_PY = ROOT / ".venv-rasa" / "bin" / "python"
-pytestmark = pytest.mark.skipif(not RASA_PY.exists() or not shutil.which("redis-server"),
+pytestmark = pytest.mark.skipif(not rasa_venv.RASA_PY.exists() or not shutil.which("redis-server"),
                                 reason="needs .venv-rasa (make setup) and Debian's redis-server")
 
 PRELUDE = textwrap.dedent('''
@@ -46,17 +45,10 @@ def redis_port(tmp_path):
 
 
 def start(tmp_path: Path, name: str, body: str, port: int, **env: str) -> subprocess.Popen:
-    script = tmp_path / f"{name}.py"
-    script.write_text(PRELUDE + textwrap.dedent(body), encoding="utf-8")
-    return subprocess.Popen([str(RASA_PY), str(script), str(port)], cwd=ROOT, text=True,
-                            env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", **env},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return rasa_venv.start(tmp_path / f"{name}.py", PRELUDE + textwrap.dedent(body), str(port), **env)
 
 
-def finish(proc: subprocess.Popen) -> str:
-    out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 0, err[-3000:]
-    return out.strip()
+finish = rasa_venv.finish
 
 
 BURST = '''
