@@ -111,11 +111,14 @@ class ResilientSQLTrackerStore(SQLTrackerStore):
                 new = self._additional_events(session, tracker)  # Rasa's way: count them in the database
             else:
                 new = itertools.islice(tracker.events, known, None)
+            rows = []
             for event in new:
                 data = event.as_dict()
-                session.add(self.SQLEvent(
-                    sender_id=tracker.sender_id, type_name=event.type_name, timestamp=data.get("timestamp"),
-                    intent_name=data.get("parse_data", {}).get("intent", {}).get(INTENT_NAME_KEY),
-                    action_name=data.get("name"), data=json.dumps(data)))
+                rows.append({"sender_id": tracker.sender_id, "type_name": event.type_name,
+                             "timestamp": data.get("timestamp"),
+                             "intent_name": data.get("parse_data", {}).get("intent", {}).get(INTENT_NAME_KEY),
+                             "action_name": data.get("name"), "data": json.dumps(data)})
+            if rows:  # one multi-row INSERT, in order (ids keep the events' order), not the ORM's flush
+                session.execute(self.SQLEvent.__table__.insert(), rows)
             session.commit()
         setattr(tracker, STORED, None)  # a second save of the same tracker counts again

@@ -100,3 +100,16 @@ def test_a_holder_that_dies_frees_the_lock_after_its_lease_and_a_live_one_keeps_
     holder.kill()
     holder.wait()
     assert finish(waiter) == "after-holder"
+
+
+def test_the_stored_lock_keeps_rasas_format(tmp_path, redis_port):
+    out = finish(start(tmp_path, "format", '''
+        first = store.issue_ticket("f")
+        second = store.issue_ticket("f")
+        lock = store.get_lock("f")  # Rasa's own reader
+        print(first, second, [t.number for t in lock.tickets], lock.now_serving, lock.is_locked(second))
+        store.cleanup("f", first)
+        store.cleanup("f", second)
+        print(store.get_lock("f"))
+    ''', redis_port))
+    assert out.splitlines() == ["0 1 [0, 1] 0 True", "None"]
