@@ -156,6 +156,7 @@ $actions    keepalive 32;
   server {
     listen 127.0.0.1:$ACTIONS_LB_PORT;
     proxy_http_version 1.1;
+    client_body_buffer_size 4m;  # a turn's tracker and domain: kept in memory, not spooled to disk
     location / {
       proxy_pass http://actions;
       proxy_set_header Connection "";
