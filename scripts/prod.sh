@@ -210,6 +210,11 @@ replica_env() {  # what every Rasa replica and action server runs with
   export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} MKL_NUM_THREADS=${MKL_NUM_THREADS:-1}
   export TF_INTRA_OP_PARALLELISM_THREADS=${TF_INTRA_OP_PARALLELISM_THREADS:-1}
   export TF_INTER_OP_PARALLELISM_THREADS=${TF_INTER_OP_PARALLELISM_THREADS:-1}
+  # the 工单 key (the channel keeps callback numbers with it, the action server files 工单 with
+  # it) and the console's accounts: a replica or action server started again gets the same
+  ASSISTANT_TICKET_KEY=${ASSISTANT_TICKET_KEY:-$(scripts/ticket_key.sh)}
+  export ASSISTANT_TICKET_KEY
+  export ASSISTANT_ADMINS=${ASSISTANT_ADMINS:-build/data/admins.txt}
 }
 
 start_actions() {  # index: action server i on ACTION_BASE_PORT + i
@@ -235,9 +240,6 @@ start() {
   start_redis
   replica_env
   export COPILOT_TOKEN=${COPILOT_TOKEN:-$(secret copilot)}
-  ASSISTANT_TICKET_KEY=${ASSISTANT_TICKET_KEY:-$(scripts/ticket_key.sh)}
-  export ASSISTANT_TICKET_KEY
-  export ASSISTANT_ADMINS=${ASSISTANT_ADMINS:-build/data/admins.txt}
   local i
   for i in $(seq 0 $((REPLICAS - 1))); do
     write_endpoints "$i"
