@@ -9,7 +9,7 @@ fixed time after it was issued, so a message that waited long has its turn cut s
 one starts beside it.
 
 Here every change is one Lua script, which Redis runs atomically (and in one round trip: an
-uncontended turn costs two, issue and finish, where Rasa's costs five); a waiting message looks
+uncontended turn costs two, issue and finish, where Rasa's costs seven); a waiting message looks
 every LOCK_POLL_S seconds (0.05); and a ticket is a lease that its live owner renews, so it
 expires only TICKET_LOCK_LIFETIME seconds after its process stopped renewing it (died). The
 value keeps Rasa's format, so Rasa's own `get_lock` reads it.
