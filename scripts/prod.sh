@@ -122,7 +122,7 @@ write_nginx() {
   local rasa="" actions="" i
   for i in $(seq 0 $((REPLICAS - 1))); do
     rasa+="    server 127.0.0.1:$((RASA_BASE_PORT + i)) max_fails=1 fail_timeout=5s;"$'\n'
-    actions+="    server 127.0.0.1:$((ACTION_BASE_PORT + i)) max_fails=1 fail_timeout=5s;"$'\n'
+    actions+="    server 127.0.0.1:$((ACTION_BASE_PORT + i)) max_fails=1 fail_timeout=1s;"$'\n'
   done
   mkdir -p "$PROD_DIR/nginx/tmp"
   cat > "$PROD_DIR/nginx/nginx.conf" <<EOF
@@ -149,7 +149,9 @@ $rasa    keepalive 32;
 $rasa  }
   upstream web { server 127.0.0.1:$PROD_WEB_PORT; keepalive 16; }
   # every replica calls the action servers through here: one that is down is skipped (a refused
-  # connection sends nothing, so even a POST is safely tried on the next one)
+  # connection sends nothing, so even a POST is safely tried on the next one), and tried again
+  # after 1 s: an action server starts in a few seconds, and while nginx still counts a restarted
+  # one as down, the failure of another leaves it "no live upstreams"
   upstream actions {
 $actions    keepalive 32;
   }
