@@ -69,6 +69,14 @@ def inject(fault: str, at: float, down: float, replicas: int, url: str, burst: i
     """Runs in a greenlet beside the load: sleeps, breaks something, repairs it."""
     gevent.sleep(at)
     started = time.perf_counter()
+    try:
+        break_and_repair(fault, down, replicas, url, burst, out)
+    except subprocess.CalledProcessError as exc:  # reported in the run's line, not lost in a greenlet
+        out["fault_error"] = (exc.stderr or b"").decode(errors="replace")[-500:] or str(exc)
+    out["fault_seconds"] = round(time.perf_counter() - started, 1)
+
+
+def break_and_repair(fault: str, down: float, replicas: int, url: str, burst: int, out: dict) -> None:
     if fault == "kill-replica":
         prod_sh("kill-replica", "0")
         gevent.sleep(down)
@@ -84,7 +92,6 @@ def inject(fault: str, at: float, down: float, replicas: int, url: str, burst: i
         prod_sh("restart-postgres")
     elif fault == "lock-fill":
         out.update(lock_fill(url, burst))
-    out["fault_seconds"] = round(time.perf_counter() - started, 1)
 
 
 def lock_fill(url: str, burst: int) -> dict:

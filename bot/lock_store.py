@@ -28,7 +28,7 @@ from contextlib import asynccontextmanager, suppress
 from typing import AsyncGenerator, Text, Tuple
 
 import redis
-from rasa.core.lock_store import LockError, RedisLockStore
+from rasa.core.lock_store import LOCK_LIFETIME, LockError, RedisLockStore
 from rasa.utils.endpoints import EndpointConfig
 
 log = logging.getLogger(__name__)
@@ -76,15 +76,11 @@ return {issued, serving}
 """
 
 
-def lease_seconds() -> float:
-    return float(os.environ.get("TICKET_LOCK_LIFETIME", "0") or 0) or 60.0
-
-
 class AtomicRedisLockStore(RedisLockStore):
     def __init__(self, endpoint_config: EndpointConfig) -> None:
         super().__init__(host=endpoint_config.url, **endpoint_config.kwargs)
         self.poll_s = float(os.environ.get("LOCK_POLL_S", "0.05"))
-        self.lease_s = lease_seconds()
+        self.lease_s = float(LOCK_LIFETIME)  # Rasa's: TICKET_LOCK_LIFETIME, else 60 s
         self._tickets = self.red.register_script(TICKETS_LUA)
 
     def _run(self, op: str, conversation_id: Text, number: int = -1, lifetime: float = 0) -> Tuple[int, int]:

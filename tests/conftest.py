@@ -4,6 +4,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import random
 import shutil
 import socket
 from pathlib import Path
@@ -31,11 +32,8 @@ def free_port_block(n: int) -> int:
     """The first of n consecutive loopback ports that are free, below Linux's ephemeral range
     (32768 up): a port next to a free_port() one may be taken a moment later as the local end of
     some outgoing connection, and a server that starts there fails with "address in use"."""
-    import random
-
-    rng = random.Random()
     for _ in range(200):
-        base = rng.randrange(20000, 32000 - n)
+        base = random.randrange(20000, 32000 - n)
         socks = []
         try:
             for port in range(base, base + n):
