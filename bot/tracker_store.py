@@ -24,7 +24,7 @@ import json
 import logging
 import os
 import time
-from typing import Any, Awaitable, Callable, Iterable, Optional, Text, TypeVar
+from typing import Any, Callable, Iterable, Optional, Text, TypeVar
 
 import sqlalchemy.exc
 from rasa.core.tracker_store import SQLTrackerStore
@@ -46,8 +46,7 @@ def retry_budget() -> float:
     return float(os.environ.get("TRACKER_RETRY_S", "8"))
 
 
-async def with_retries(what: str, call: Callable[[], T], budget_s: float,
-                       sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep) -> T:
+async def with_retries(what: str, call: Callable[[], T], budget_s: float) -> T:
     """call() until it does not raise a connection error, sleeping 0.1, 0.2, 0.4 … 1 s between
     tries, for at most budget_s seconds; then the last error is raised."""
     deadline = time.monotonic() + budget_s
@@ -60,7 +59,7 @@ async def with_retries(what: str, call: Callable[[], T], budget_s: float,
                 log.error("tracker store: %s failed for %.0f s, giving up: %s", what, budget_s, type(exc).__name__)
                 raise
             log.warning("tracker store: %s failed (%s); retrying in %.1f s", what, type(exc).__name__, pause)
-            await sleep(pause)
+            await asyncio.sleep(pause)
             pause = min(1.0, pause * 2)
 
 
