@@ -95,7 +95,8 @@ def break_and_repair(fault: str, down: float, replicas: int, url: str, burst: in
 
 
 def lock_fill(url: str, burst: int) -> dict:
-    """`burst` messages of one conversation at once, then a follow-up."""
+    """`burst` messages of one conversation at once: how many were answered (not politely
+    refused) and how many reached PostgreSQL."""
     sender = "fill-" + uuid.uuid4().hex[:8]
     questions = ["居住证怎么办", "需要什么材料", "在哪里办", "要多久", "收费吗"]
     texts = [questions[i % len(questions)] for i in range(burst)]

@@ -7,9 +7,9 @@ pooled connections are dead and the first queries fail even after the server is 
 
 This store retries a read or a write that failed for want of a connection (SQLAlchemy then
 drops the pool's dead connections, so the next try opens a new one), with backoff, for up to
-TRACKER_RETRY_S seconds
-(default 8: inside the channel's 20 s limit for the whole turn, with the reads and the write of
-one turn). A write is safe to retry: it appends only the events the database does not hold yet.
+TRACKER_RETRY_S seconds (default 8: inside the channel's 20 s limit for the whole turn, with the
+reads and the write of one turn). A write is safe to retry: it appends only the events the
+database does not hold yet.
 It also skips one query per write (see STORED).
 
     tracker_store:
