@@ -140,20 +140,25 @@ http {
   client_max_body_size 13m;
   # REST turns go to any replica: the tracker is in PostgreSQL, and Redis serialises one
   # conversation's turns; a replica that refuses the connection is skipped
+  # idle upstream connections are closed here (3 s) before Sanic closes them (its keep-alive
+  # timeout is 5 s): otherwise nginx now and then reuses one that Sanic is closing, the POST
+  # gets a reset, and nginx may not retry a POST: a turn lost at random under steady load
   upstream rasa {
 $rasa    keepalive 32;
+    keepalive_timeout 3s;
   }
   # socket.io keeps a session on one process: the same client always reaches the same replica
   upstream rasa_socket {
     hash \$remote_addr\$http_user_agent consistent;
 $rasa  }
-  upstream web { server 127.0.0.1:$PROD_WEB_PORT; keepalive 16; }
+  upstream web { server 127.0.0.1:$PROD_WEB_PORT; keepalive 16; keepalive_timeout 3s; }
   # every replica calls the action servers through here: one that is down is skipped (a refused
   # connection sends nothing, so even a POST is safely tried on the next one), and tried again
   # after 1 s: an action server starts in a few seconds, and while nginx still counts a restarted
   # one as down, the failure of another leaves it "no live upstreams"
   upstream actions {
 $actions    keepalive 32;
+    keepalive_timeout 3s;
   }
   server {
     listen 127.0.0.1:$ACTIONS_LB_PORT;
