@@ -1,16 +1,16 @@
-"""Two rule-based NLU components after DIET, from the plain-Python core.
+"""Two rule-based NLU components after the intent classifier, from the plain-Python core.
 
 ServiceQuestionClassifier: a message that asks about an aspect of a service ("工本费多少",
 "窗口在哪", "有什么要求": assistant.aspects) is a service question (ask_service), whatever short
-intent DIET guessed for it (greet, rate_good, request_human … were seen), unless it asks for a
+intent the classifier guessed for it (greet, rate_good, request_human … were seen), unless it asks for a
 person or rates an answer in so many words; and greet, 转人工, ratings, bot challenge and 工单
 status need a word of their own.
 
 IntakeIntentClassifier: recognises a citizen's 诉求 (complaint, report, request for help,
-suggestion) and a 工单 number, after DIET: the intent becomes `report_issue` or
+suggestion) and a 工单 number, after the classifier: the intent becomes `report_issue` or
 `ticket_status`. The decision is assistant.intake.kind's (rules and lexicons measured on
-real messages), so long, emotional messages that DIET has never seen the like of still reach
-the 工单 flow. Short replies DIET is sure of (affirm, deny, ratings, 转人工, bundle starts)
+real messages), so long, emotional messages that the classifier has never seen the like of still reach
+the 工单 flow. Short replies the classifier is sure of (affirm, deny, ratings, 转人工, bundle starts)
 keep their intent: "不行" is an answer, not a complaint.
 """
 from __future__ import annotations
@@ -46,14 +46,14 @@ def _set(message: Message, name: str) -> None:
     message.set(INTENT_RANKING_KEY, [{"name": name, "confidence": 1.0}, *ranking], add_to_output=True)
 
 
-# DIET's guesses that an aspect question overrides, and words that keep them
+# The classifier's guesses that an aspect question overrides, and words that keep them
 OVERRIDABLE = {"greet", "goodbye", "thanks", "bot_challenge", "out_of_scope", "affirm", "deny", "rate_good",
                "rate_bad", "request_human", "nlu_fallback", "inform"}
 _KEEP = re.compile(r"人工|真人|客服|转接|坐席|好评|差评|满意|评价|点赞|谢谢|再见|拜拜|你好|您好|机器人")
 
 
 class _Rules(GraphComponent):
-    """Rules over DIET's output: nothing to train, nothing to store."""
+    """Rules over the classifier's output: nothing to train, nothing to store."""
 
     @classmethod
     def create(cls, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource,
@@ -64,8 +64,8 @@ class _Rules(GraphComponent):
         return training_data
 
 
-# Intents that need their own words: DIET, trained on few short examples, also gives them to
-# follow-ups it has never seen ("入园前要体检吗" -> greet, "能一块儿寄过来吗" -> request_human,
+# Intents that need their own words: the classifier, trained on few short examples, also
+# gives them to follow-ups it has never seen ("入园前要体检吗" -> greet, "能一块儿寄过来吗" -> request_human,
 # "上户口用的" -> rate_bad). Without such a word the message is a service question. Every NLU
 # example of these intents contains one (tests/test_rules_nlu.py checks that).
 EVIDENCE = {
@@ -111,7 +111,7 @@ class IntakeIntentClassifier(_Rules):
             if not kind.is_complaint:
                 continue
             # naming it (投诉, 举报, 反映, 建议, 求助 …) settles it; otherwise a short question that
-            # only sounds aggrieved ("有问题找谁") and a short reply DIET is sure of keep their
+            # only sounds aggrieved ("有问题找谁") and a short reply the classifier is sure of keep their
             # intent. ("小区门口的路灯坏了一个月" is short and a 诉求: the 工单 action first checks
             # whether it answers an open clarifying question.)
             named = any(re.search(pattern, text) for pattern in EXPLICIT.values())

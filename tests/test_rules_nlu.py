@@ -1,4 +1,4 @@
-"""The evidence words the rule-based NLU components ask of DIET's short intents cover every
+"""The evidence words the rule-based NLU components ask of the classifier's short intents cover every
 NLU example of those intents (else the guard would undo the training data). Reads the rules
 from bot/rules_nlu.py's source: that module imports Rasa, which this environment lacks."""
 import ast
