@@ -125,3 +125,30 @@ def test_a_write_retried_after_a_commit_whose_answer_was_lost_is_not_doubled(tmp
         print([e.text for e in asyncio.run(s.retrieve("d")).events if isinstance(e, UserUttered)])
     ''')
     assert out.strip() == "['first', 'second']"
+
+
+def test_the_core_read_returns_what_rasas_orm_query_returns(tmp_path):
+    # the latest session only (from its session_started on), in order; all events of a
+    # conversation that never started a session; nothing for an unknown sender
+    out = run_in_rasa(tmp_path, '''
+        from rasa.core.tracker_store import SQLTrackerStore
+        from rasa.shared.core.events import SessionStarted, SlotSet
+        import time
+        s = store(sys.argv[1])
+        t = tracker("m", "old 1", "old 2")
+        for i, e in enumerate([ActionExecuted("action_session_start"), SessionStarted(), ActionExecuted("action_listen"),
+                               UserUttered("new 1"), SlotSet("topic_doc", "x"), UserUttered("new 2")]):
+            e.timestamp = time.time() + 1 + i / 1000
+            t.update(e)
+        asyncio.run(s.save(t))
+        asyncio.run(s.save(tracker("n", "only 1", "only 2")))
+        rasa = SQLTrackerStore(domain=Domain.empty(), dialect="sqlite", db=sys.argv[1])
+        for sender in ("m", "n", "nobody"):
+            ours, theirs = asyncio.run(s.retrieve(sender)), asyncio.run(rasa.retrieve(sender))
+            if theirs is None:
+                print(sender, ours is None)
+                continue
+            same = [e.as_dict() for e in ours.events] == [e.as_dict() for e in theirs.events]
+            print(sender, same, [e.text for e in ours.events if isinstance(e, UserUttered)])
+    ''')
+    assert out.strip().splitlines() == ["m True ['new 1', 'new 2']", "n True ['only 1', 'only 2']", "nobody True"]
