@@ -99,11 +99,14 @@ def main() -> None:
         for users in (1, 20):
             for name, messages, expect in (("fixed_response", FIXED, "智能助手"),
                                            ("guide_answer", GUIDE_QUESTIONS, "根据《")):
+                t0 = time.perf_counter()
                 lat = np.asarray(asyncio.run(run(url, users, args.turns, messages, name, expect)))
+                wall = time.perf_counter() - t0
                 rows[(users, name)] = lat
                 print(json.dumps({"users": users, "turn": name, "n": len(lat),
                                   "p50_ms": round(float(np.percentile(lat, 50)), 1),
-                                  "p95_ms": round(float(np.percentile(lat, 95)), 1)}))
+                                  "p95_ms": round(float(np.percentile(lat, 95)), 1),
+                                  "turns_per_s": round(len(lat) / wall, 1)}))
             g, f = rows[(users, "guide_answer")], rows[(users, "fixed_response")]
             print(json.dumps({"users": users, "p95_ratio_guide_over_fixed":
                               round(float(np.percentile(g, 95) / np.percentile(f, 95)), 2)}))
