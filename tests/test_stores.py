@@ -129,3 +129,15 @@ def test_an_older_store_file_gets_the_new_columns_and_keeps_its_rows(tmp_path):
     store.add_handoff("alice", {"headline": "x"}, at=400.0)
     assert store.answer("new1")["text"] == "根据《公积金》…" and store.latest_handoff("s") is not None
     assert [r["answer_id"] for r in store.ratings()] == ["old1", "new1"]
+
+
+def test_a_recorded_answer_does_not_checkpoint_the_log_each_time(tmp_path):
+    # the last connection to close checkpoints the WAL into the file and deletes it: the store
+    # holds one open, so an answer recorded costs one log append, not a checkpoint
+    store = Store(tmp_path / "a.db")
+    for i in range(30):
+        store.record_answer(f"a{i}", "s1", "开个小饭店要准备啥", ["g1"], True, "answer", text="根据《食品经营许可》……")
+    wal = tmp_path / "a.db-wal"
+    assert wal.exists() and wal.stat().st_size > 0
+    other = Store(tmp_path / "a.db")  # another process's view: every answer is there
+    assert all(other.answer(f"a{i}") for i in range(30))
