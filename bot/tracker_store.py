@@ -67,11 +67,21 @@ async def with_retries(what: str, call: Callable[[], T], budget_s: float) -> T:
             pause = min(1.0, pause * 2)
 
 
+def _write_ahead_log(engine: sa.engine.Engine) -> None:
+    """SQLite in WAL mode (kept in the file): a commit appends to the log with one sync, where
+    the default rollback journal creates, syncs and deletes a journal file for every commit, on
+    the event loop of the one Rasa process; and reads no longer wait for a write."""
+    with engine.connect() as connection:
+        connection.exec_driver_sql("PRAGMA journal_mode=WAL")
+
+
 class ResilientSQLTrackerStore(SQLTrackerStore):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.retry_s = retry_budget()
         self._session_query = self._current_session_statement()
+        if self.engine.dialect.name == "sqlite":  # the single process (`make run`): see _write_ahead_log
+            _write_ahead_log(self.engine)
 
     def _current_session_statement(self) -> sa.sql.Select:
         """Rasa's `_event_query` for the latest session, as one Core statement: the events from

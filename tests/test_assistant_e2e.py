@@ -67,7 +67,9 @@ def assistant(tmp_path_factory):
     action_port, rasa_port = free_port(), free_port()
     (tmp / "endpoints.yml").write_text(
         f'action_endpoint:\n  url: "http://127.0.0.1:{action_port}/webhook"\n'
-        f'tracker_store:\n  type: SQL\n  dialect: "sqlite"\n  db: "{tmp / "tracker.db"}"\n', encoding="utf-8")
+        # the tracker store of `make run` (endpoints.yml)
+        f'tracker_store:\n  type: bot.tracker_store.ResilientSQLTrackerStore\n  dialect: "sqlite"\n'
+        f'  db: "{tmp / "tracker.db"}"\n', encoding="utf-8")
     actions = start_action_server(tmp, INDEX, action_port)
     log = open(tmp / "rasa.out", "ab")
     rasa = subprocess.Popen(

@@ -152,3 +152,15 @@ def test_the_core_read_returns_what_rasas_orm_query_returns(tmp_path):
             print(sender, same, [e.text for e in ours.events if isinstance(e, UserUttered)])
     ''')
     assert out.strip().splitlines() == ["m True ['new 1', 'new 2']", "n True ['only 1', 'only 2']", "nobody True"]
+
+
+def test_an_sqlite_tracker_file_is_put_in_write_ahead_log_mode_and_read_back_by_another_store(tmp_path):
+    out = run_in_rasa(tmp_path, '''
+        import sqlite3
+        s = store(sys.argv[1])
+        asyncio.run(s.save(tracker("a", "开个小饭店要准备什么", "那要多久")))
+        mode = sqlite3.connect(sys.argv[1]).execute("PRAGMA journal_mode").fetchone()[0]
+        got = asyncio.run(store(sys.argv[1]).retrieve("a"))  # another process's store, same file
+        print(mode, [e.text for e in got.events if isinstance(e, UserUttered)])
+    ''')
+    assert out == "wal ['开个小饭店要准备什么', '那要多久']"
