@@ -199,7 +199,12 @@ def test_long_audio_is_decoded_window_by_window(transcriber):
     singles = [transcriber.transcribe(SHARED_AUDIO / n).text for n in names]
     e, n = cer(whole_ref, result.text)
     e1, _ = cer(whole_ref, "".join(singles))
-    assert e / n <= e1 / n + 0.03, (result.text, singles)
+    # A window that is dropped or ends early loses a sentence (20+ of these 192 characters).
+    # Whisper base also writes one clip differently when its window starts 0.4 s earlier: 6
+    # more edits on one CPU (2026-12-06, with digital or noisy pauses alike), 1 on another.
+    bare = lambda t: sum(ch.isalnum() for ch in t)  # noqa: E731
+    assert bare(result.text) >= 0.95 * bare("".join(singles)), (result.text, singles)
+    assert e / n <= e1 / n + 0.04, (result.text, singles)
     assert result.windows == len(windows)
 
 

@@ -1,0 +1,230 @@
+"""General sound-alike correction: non-words in a transcript replaced by a common word that
+sounds exactly the same.
+
+Whisper base hears Mandarin syllables well but its language model is weak. The most common
+error on the shared clips is a right-sounding but wrong character pair that is no word at all:
+偏章 for 篇章, 井德阵 for 景德镇, 孔细 for 孔隙, 停制 for 停滞. This module finds the most
+probable reading of each run of Chinese characters in a lattice:
+- every character may stay as it is;
+- any 2-4 character span that is not a known word may become a dictionary word with the same
+  toned pinyin, at a cost per changed character.
+The paths are scored with a unigram word model: jieba's dictionary, which jieba already ships,
+with 349k words and their frequencies.
+
+What keeps it from "correcting" real text:
+- A span that is a word already (报到, 压碎) is never replaced by another word. A unigram model
+  cannot choose between two real words, so 报到 -> 报道 would be a guess.
+- Spans found in the knowledge base's own text are protected. jieba's dictionary predates
+  微信, 抗疫 and 随申办, and the service's own terms must survive.
+- Each changed character costs ``cost`` nats. The default of 5 was chosen on the shared clips
+  against the changes made to correct text that we did not write. At that cost, 1.1 changes
+  per 1,000 characters were made on the NCP policy answers and 1.5 on the citizen messages
+  (bench/soundalike.py).
+
+Tone-insensitive and fuzzy (en/eng, zh/z) matching were measured too. They fixed no more clip
+errors and made two to three times as many false changes, so they are not offered.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import re
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Optional
+
+log = logging.getLogger("voice")
+
+HAN_RUN = re.compile(r"[\u4e00-\u9fff]+")
+MAX_WORD = 4
+INDEX_VERSION = 1
+REPO_ROOT = Path(__file__).resolve().parent.parent
+KNOWLEDGE_BASE = REPO_ROOT / "knowledge_base"
+# knowledge-base folders whose text is the service's own vocabulary (eval/ holds test questions)
+PROTECTED_DIRS = ("guides", "bundles", "policies")
+DEFAULT_CACHE = REPO_ROOT / "build" / "models" / "soundalike-index.json"
+
+
+def _toned(text: str) -> list[str]:
+    from pypinyin import Style, lazy_pinyin
+
+    return lazy_pinyin(text, style=Style.TONE3, neutral_tone_with_five=True)
+
+
+def jieba_dictionary() -> Path:
+    import jieba
+
+    return Path(jieba.__path__[0]) / "dict.txt"
+
+
+def read_frequencies(path: Path) -> dict[str, int]:
+    """word -> count from a jieba-format dictionary ("word count [tag]" per line)."""
+    freq: dict[str, int] = {}
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) >= 2 and parts[1].isdigit():
+                freq[parts[0]] = freq.get(parts[0], 0) + int(parts[1])
+    return freq
+
+
+def build_sound_index(freq: dict[str, int], min_freq: int) -> dict[str, list[str]]:
+    """Toned pinyin ("pian1 zhang1") -> dictionary words of 2-4 Chinese characters read that way,
+    at least ``min_freq`` times in the dictionary (rarer entries are mostly noise)."""
+    index: dict[str, list[str]] = {}
+    for word, count in freq.items():
+        if count >= min_freq and 2 <= len(word) <= MAX_WORD and HAN_RUN.fullmatch(word):
+            syllables = _toned(word)
+            if len(syllables) == len(word):
+                index.setdefault(" ".join(syllables), []).append(word)
+    return index
+
+
+def protected_ngrams(texts: Iterable[str]) -> set[str]:
+    """Every 2-4 character span of Chinese in ``texts``."""
+    out: set[str] = set()
+    for text in texts:
+        for run in HAN_RUN.findall(text):
+            for n in range(2, MAX_WORD + 1):
+                out.update(run[i:i + n] for i in range(len(run) - n + 1))
+    return out
+
+
+def knowledge_base_texts(root: Path = KNOWLEDGE_BASE) -> list[str]:
+    texts = []
+    for name in PROTECTED_DIRS:
+        folder = root / name
+        if folder.is_dir():
+            for path in sorted(folder.rglob("*")):
+                if path.is_file() and path.suffix in {".yml", ".yaml", ".md", ".txt"}:
+                    texts.append(path.read_text(encoding="utf-8", errors="replace"))
+    return texts
+
+
+@dataclass(frozen=True)
+class Correction:
+    original: str
+    replacement: str
+    position: int  # index of the first character in the text
+
+
+class SoundAlikeCorrector:
+    """Thread-safe after construction (read-only tables)."""
+
+    def __init__(self, freq: dict[str, int], sound_index: dict[str, list[str]],
+                 protected: set[str] | frozenset[str] = frozenset(), cost: float = 5.0):
+        if cost <= 0:
+            raise ValueError("cost must be positive: at 0 every sound-alike word would replace the text")
+        self.freq = freq
+        self.index = sound_index
+        self.protected = protected
+        self.cost = cost
+        self.log_total = math.log(max(1, sum(freq.values())))
+
+    def correct(self, text: str) -> str:
+        return self.correct_with_changes(text)[0]
+
+    def correct_with_changes(self, text: str) -> tuple[str, list[Correction]]:
+        changes: list[Correction] = []
+
+        def fix(m: re.Match) -> str:
+            fixed, found = self._correct_run(m.group(0))
+            changes.extend(Correction(o, r, m.start() + at) for o, r, at in found)
+            return fixed
+
+        return HAN_RUN.sub(fix, text), changes
+
+    def _logp(self, word: str) -> float:
+        return math.log(self.freq.get(word) or 1) - self.log_total
+
+    def _candidates(self, run: str, syllables: list[str], i: int, j: int) -> list[tuple[str, float]]:
+        span = run[i:j]
+        known = span in self.freq
+        out = [(span, self._logp(span))] if j == i + 1 or known else []
+        if j - i >= 2 and not known and span not in self.protected:
+            for word in self.index.get(" ".join(syllables[i:j]), ()):
+                changed = sum(a != b for a, b in zip(word, span))
+                out.append((word, self._logp(word) - self.cost * changed))
+        return out
+
+    def _correct_run(self, run: str) -> tuple[str, list[tuple[str, str, int]]]:
+        """Best path through the lattice of ``run`` (Viterbi over spans of 1-4 characters)."""
+        if len(run) < 2:
+            return run, []
+        syllables = _toned(run)
+        if len(syllables) != len(run):  # not one syllable per character: leave it alone
+            return run, []
+        n = len(run)
+        best: list[tuple[float, Optional[tuple[int, str]]]] = [(-math.inf, None)] * (n + 1)
+        best[0] = (0.0, None)
+        for i in range(n):
+            if best[i][0] == -math.inf:
+                continue
+            for j in range(i + 1, min(n, i + MAX_WORD) + 1):
+                for word, score in self._candidates(run, syllables, i, j):
+                    if best[i][0] + score > best[j][0]:
+                        best[j] = (best[i][0] + score, (i, word))
+        pieces, j = [], n
+        while j > 0:
+            i, word = best[j][1]
+            pieces.append((i, j, word))
+            j = i
+        pieces.reverse()
+        found = [(run[i:j], w, i) for i, j, w in pieces if w != run[i:j]]
+        return "".join(w for _i, _j, w in pieces), found
+
+
+def _cache_key(dictionary: Path, min_freq: int) -> str:
+    import pypinyin
+
+    h = hashlib.sha256(dictionary.read_bytes())
+    h.update(f"{pypinyin.__version__}|{min_freq}|{INDEX_VERSION}".encode())
+    return h.hexdigest()
+
+
+def load_sound_index(freq: dict[str, int], dictionary: Path, min_freq: int,
+                     cache: Optional[Path]) -> dict[str, list[str]]:
+    """The pinyin index, from ``cache`` when it was built from this dictionary, pypinyin and
+    ``min_freq`` (building it reads 120k words' pinyin: about 4 s); else built and written."""
+    key = _cache_key(dictionary, min_freq)
+    if cache is not None and cache.is_file():
+        try:
+            stored = json.loads(cache.read_text(encoding="utf-8"))
+            if stored.get("key") == key:
+                return stored["index"]
+        except (OSError, ValueError, KeyError):
+            log.warning("voice: sound-alike index cache %s unreadable; rebuilding", cache)
+    index = build_sound_index(freq, min_freq)
+    if cache is not None:
+        try:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps({"key": key, "index": index}, ensure_ascii=False), encoding="utf-8")
+            tmp.replace(cache)  # atomic: processes starting together never read half a file
+        except OSError as e:
+            log.warning("voice: could not cache the sound-alike index (%s)", e.__class__.__name__)
+    return index
+
+
+_DEFAULT: dict[tuple, SoundAlikeCorrector] = {}
+_DEFAULT_LOCK = threading.Lock()
+
+
+def default_corrector(cost: float = 5.0, min_freq: int = 5, cache: Optional[Path] = DEFAULT_CACHE,
+                      knowledge_base: Path = KNOWLEDGE_BASE) -> SoundAlikeCorrector:
+    """One corrector per settings and process: jieba's dictionary, the knowledge base's text
+    protected."""
+    key = (cost, min_freq, str(cache), str(knowledge_base))
+    with _DEFAULT_LOCK:
+        corrector = _DEFAULT.get(key)
+        if corrector is None:
+            dictionary = jieba_dictionary()
+            freq = read_frequencies(dictionary)
+            index = load_sound_index(freq, dictionary, min_freq, cache)
+            protected = protected_ngrams(knowledge_base_texts(knowledge_base))
+            corrector = _DEFAULT[key] = SoundAlikeCorrector(freq, index, protected, cost)
+        return corrector
