@@ -52,7 +52,9 @@ class DevSet:
 def prepared(r: Retriever, texts: list[str], tag: str) -> list[Query]:
     """Queries as the retriever prepares them; raw vectors cached by text and encoder."""
     CACHE.mkdir(parents=True, exist_ok=True)
-    key = hashlib.sha1(("\x1f".join(texts) + r.encoder.version).encode()).hexdigest()[:16]
+    # the query path is part of the key: corrected questions are embedded differently
+    key = hashlib.sha1(("\x1f".join(texts) + r.encoder.version + f"|correction={r.query_correction}").encode()
+                       ).hexdigest()[:16]
     path = CACHE / f"{tag}-{key}.npy"
     base = [r.prepare(t, embed=False) for t in texts]
     if path.exists():

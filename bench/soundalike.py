@@ -1,4 +1,4 @@
-"""How often the sound-alike correction (voice/soundalike.py) changes text that was right.
+"""How often the sound-alike correction (index_builder/soundalike.py) changes text that was right.
 
 Correct Chinese that this project did not write is run through the corrector: the NCP policy
 answers and questions, and the citizen messages of ../shared/eval (Traditional -> Simplified
@@ -59,7 +59,7 @@ def false_changes(corrector, texts: list[str]) -> tuple[int, int, Counter]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from voice.soundalike import default_corrector
+    from index_builder.soundalike import default_corrector
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cost", type=float, action="append", help="cost per changed character (repeatable)")

@@ -97,3 +97,16 @@ def test_corrupt_index_is_reported(real_index, tmp_path):
     (broken / "manifest.json").write_text("garbage", encoding="utf-8")
     with pytest.raises(IndexNotReady, match="manifest"):
         Retriever(broken)
+
+
+def test_a_typed_sound_alike_is_searched_as_the_word(retriever):
+    # 结昏 is what a pinyin keyboard gives for 结婚: no word, so it is searched as the word
+    typo, right = retriever.search("领结昏证要带啥"), retriever.search("领结婚证要带啥")
+    assert retriever.prepare("领结昏证要带啥", embed=False).tokens == retriever.prepare("领结婚证要带啥", embed=False).tokens
+    assert typo.hits[0].passage.doc_id == right.hits[0].passage.doc_id == "marriage"
+
+
+def test_query_correction_can_be_turned_off(real_index, monkeypatch):
+    monkeypatch.setenv("ASSISTANT_QUERY_CORRECTION", "off")
+    r = Retriever(real_index)
+    assert "结婚" not in r.prepare("领结昏证要带啥", embed=False).tokens

@@ -14,7 +14,7 @@ The same audio always gives the same transcript: nothing is sampled at random. I
   VAD misses most of the loud sound, the whole audio is decoded instead. A window that fails is
   re-decoded in fixed ways before anything is dropped (voice/decoding.py);
 * OpenCC t2s, repeated phrases collapsed, the text bounded to ``max_chars_per_second``;
-* non-words replaced by a common word of the same sound (偏章 -> 篇章, voice/soundalike.py),
+* non-words replaced by a common word of the same sound (偏章 -> 篇章, index_builder/soundalike.py),
   then homophones of domain terms corrected (一窗同 -> 一窗通, voice/homophones.py).
 ``Transcript.events`` records every re-decode, collapse, drop and trim, by filter.
 """
@@ -94,7 +94,7 @@ class TranscriberConfig:
     max_bytes: int = audio_mod.MAX_BYTES
     max_seconds: float = audio_mod.MAX_SECONDS
     correct_homophones: bool = True
-    # non-words replaced by a same-sounding common word (偏章 -> 篇章; voice/soundalike.py):
+    # non-words replaced by a same-sounding common word (偏章 -> 篇章; index_builder/soundalike.py):
     # shared clips CER 0.193 -> 0.174; cost per changed character in nats (higher changes less)
     correct_soundalikes: bool = True
     soundalike_cost: float = 5.0
@@ -156,7 +156,7 @@ class Transcriber:
         self.hotwords = self.vocabulary.hotwords(config.hotwords_max_chars) if config.use_hotwords else None
         self._soundalike = None
         if config.correct_soundalikes:
-            from .soundalike import default_corrector
+            from index_builder.soundalike import default_corrector
 
             self._soundalike = default_corrector(cost=config.soundalike_cost)
         self._corrector = None

@@ -1,4 +1,4 @@
-"""Sound-alike correction (voice/soundalike.py): non-words replaced by a same-sounding common
+"""Sound-alike correction (index_builder/soundalike.py): non-words replaced by a same-sounding common
 word, real words and the knowledge base's terms left alone, and few changes to correct text."""
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from voice.soundalike import (
+from index_builder.soundalike import (
     SoundAlikeCorrector,
     build_sound_index,
     default_corrector,
@@ -121,3 +121,11 @@ def test_transcriber_applies_it_and_can_turn_it_off():
 
     off = Transcriber(model=ScriptedModel("这是一个偏章的结束"), vad_filter=False, correct_soundalikes=False)
     assert off.transcribe(audio).text == "这是一个偏章的结束"
+
+
+def test_every_span_of_an_index_term_is_protected():
+    from index_builder.soundalike import for_vocabulary
+
+    # jieba's dictionary has 卫建, so 卫健 alone reads as a slip; an index holding 卫健委 keeps it
+    assert default_corrector().correct("国家卫健委") == "国家卫建委"
+    assert for_vocabulary(["卫健委", "of", "12345"]).correct("国家卫健委") == "国家卫健委"

@@ -1,9 +1,10 @@
-"""General sound-alike correction: non-words in a transcript replaced by a common word that
-sounds exactly the same.
+"""General sound-alike correction: non-words replaced by a common word that sounds exactly the
+same, in transcripts (voice) and in typed questions (retrieval).
 
 Whisper base hears Mandarin syllables well but its language model is weak. The most common
 error on the shared clips is a right-sounding but wrong character pair that is no word at all:
-偏章 for 篇章, 井德阵 for 景德镇, 孔细 for 孔隙, 停制 for 停滞. This module finds the most
+偏章 for 篇章, 井德阵 for 景德镇, 孔细 for 孔隙, 停制 for 停滞. People typing with a pinyin
+keyboard make the same kind of error: 结昏证, 公积金代款, 营叶执照. This module finds the most
 probable reading of each run of Chinese characters in a lattice:
 - every character may stay as it is;
 - any 2-4 character span that is not a known word may become a dictionary word with the same
@@ -37,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Optional
 
-log = logging.getLogger("voice")
+log = logging.getLogger(__name__)
 
 HAN_RUN = re.compile(r"[\u4e00-\u9fff]+")
 MAX_WORD = 4
@@ -197,7 +198,7 @@ def load_sound_index(freq: dict[str, int], dictionary: Path, min_freq: int,
             if stored.get("key") == key:
                 return stored["index"]
         except (OSError, ValueError, KeyError):
-            log.warning("voice: sound-alike index cache %s unreadable; rebuilding", cache)
+            log.warning("sound-alike index cache %s unreadable; rebuilding", cache)
     index = build_sound_index(freq, min_freq)
     if cache is not None:
         try:
@@ -206,7 +207,7 @@ def load_sound_index(freq: dict[str, int], dictionary: Path, min_freq: int,
             tmp.write_text(json.dumps({"key": key, "index": index}, ensure_ascii=False), encoding="utf-8")
             tmp.replace(cache)  # atomic: processes starting together never read half a file
         except OSError as e:
-            log.warning("voice: could not cache the sound-alike index (%s)", e.__class__.__name__)
+            log.warning("could not cache the sound-alike index (%s)", e.__class__.__name__)
     return index
 
 
@@ -228,3 +229,12 @@ def default_corrector(cost: float = 5.0, min_freq: int = 5, cache: Optional[Path
             protected = protected_ngrams(knowledge_base_texts(knowledge_base))
             corrector = _DEFAULT[key] = SoundAlikeCorrector(freq, index, protected, cost)
         return corrector
+
+
+def for_vocabulary(terms: Iterable[str], cost: float = 5.0) -> SoundAlikeCorrector:
+    """The default corrector with ``terms`` protected too: an index's own words (its BM25
+    vocabulary), so a corpus's names and newer words are never "corrected" in a question."""
+    base = default_corrector(cost=cost)
+    # every span of a term: the index holds 卫健委 whole, and its 卫健 must not become 卫建
+    extra = protected_ngrams(t for t in terms if HAN_RUN.fullmatch(t))
+    return SoundAlikeCorrector(base.freq, base.index, base.protected | extra, cost)
