@@ -33,7 +33,9 @@ def test_hits_carry_citations_and_scores(retriever):
     result = retriever.search("结婚登记要带什么材料")
     top = result.hits[0]
     assert top.passage.citation.startswith("《结婚登记》")
-    assert any(h.passage.section == "申请材料" for h in result.hits[:3])
+    # the section answered is chosen by the asked aspect (test_answers: 申请材料); the ranking
+    # orders documents, and a document's sections follow it in any order
+    assert "申请材料" in {h.passage.section for h in result.hits if h.passage.doc_id == top.passage.doc_id}
     data = json.loads(json.dumps(result.to_dict(), ensure_ascii=False))
     assert {"doc_id", "section", "score", "citation"} <= set(data["hits"][0])
 
