@@ -45,7 +45,9 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         handlers=handlers)
     install_log_masking()
-    runtime.retriever()  # load now: a missing index is logged at start, not at the first question
+    loaded = runtime.retriever()  # load now: a missing index is logged at start, not at the first question
+    if loaded is not None:
+        loaded.correct("")  # and the question correction's tables (about 1 s), not at the first question
     build_app().run(host=args.host, port=args.port, single_process=True, access_log=False)
 
 

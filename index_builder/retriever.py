@@ -188,7 +188,7 @@ class Retriever:
 
     def correct(self, text: str) -> str:
         """``text`` with its non-words replaced by the common word of the same sound, never a word
-        of this index (built on the first question: about 0.5 s, 4 s without its cache)."""
+        of this index (built on first use, which the action server makes at start: about 1 s)."""
         if not self.query_correction:
             return text
         with self._corrector_lock:

@@ -39,7 +39,7 @@ import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import AbstractSet, Iterable, Optional, Sequence
 
 log = logging.getLogger(__name__)
 
@@ -132,17 +132,19 @@ class SoundAlikeCorrector:
     """Thread-safe after construction (read-only tables)."""
 
     def __init__(self, freq: dict[str, int], sound_index: dict[str, list[str]],
-                 protected: set[str] | frozenset[str] = frozenset(), cost: float = 5.0,
+                 protected: Sequence[AbstractSet[str]] = (), cost: float = 5.0,
                  domain: Optional[dict[str, int]] = None, domain_weight: float = 0.1):
-        """``domain``: word counts of the service's own text, interpolated with ``freq`` at
-        ``domain_weight``, so the words of a service hall (办, 医保) are as likely as they are there."""
+        """``protected``: sets of spans never replaced (several, so an index's terms are added to
+        the knowledge base's without copying them). ``domain``: word counts of the service's own
+        text, interpolated with ``freq`` at ``domain_weight``, so the words of a service hall
+        (办, 医保) are as likely as they are there."""
         if cost <= 0:
             raise ValueError("cost must be positive: at 0 every sound-alike word would replace the text")
         if not 0 <= domain_weight < 1:
             raise ValueError("domain_weight must be in [0, 1)")
         self.freq = freq
         self.index = sound_index
-        self.protected = protected
+        self.protected = tuple(protected)
         self.cost = cost
         self.domain = domain or {}
         self.domain_weight = domain_weight if self.domain else 0.0
@@ -173,7 +175,7 @@ class SoundAlikeCorrector:
         span = run[i:j]
         known = span in self.freq
         out = [(span, self._logp(span))] if j == i + 1 or known else []
-        if j - i >= 2 and not known and span not in self.protected:
+        if j - i >= 2 and not known and not any(span in p for p in self.protected):
             for word in self.index.get(" ".join(syllables[i:j]), ()):
                 changed = sum(a != b for a, b in zip(word, span))
                 out.append((word, self._logp(word) - self.cost * changed))
@@ -254,7 +256,7 @@ def default_corrector(cost: float = 5.0, min_freq: int = 5, cache: Optional[Path
             freq = read_frequencies(dictionary)
             index = load_sound_index(freq, dictionary, min_freq, cache)
             texts = knowledge_base_texts(knowledge_base)
-            corrector = _DEFAULT[key] = SoundAlikeCorrector(freq, index, protected_ngrams(texts), cost,
+            corrector = _DEFAULT[key] = SoundAlikeCorrector(freq, index, [protected_ngrams(texts)], cost,
                                                             domain=word_counts(texts))
         return corrector
 
@@ -265,5 +267,5 @@ def for_vocabulary(terms: Iterable[str], cost: float = 5.0) -> SoundAlikeCorrect
     base = default_corrector(cost=cost)
     # every span of a term: the index holds 卫健委 whole, and its 卫健 must not become 卫建
     extra = protected_ngrams(t for t in terms if HAN_RUN.fullmatch(t))
-    return SoundAlikeCorrector(base.freq, base.index, base.protected | extra, cost,
+    return SoundAlikeCorrector(base.freq, base.index, [*base.protected, extra], cost,
                                domain=base.domain, domain_weight=base.domain_weight)

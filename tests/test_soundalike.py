@@ -25,7 +25,7 @@ FREQ = {"篇章": 300, "偏": 80, "章": 90, "报到": 40, "报道": 4000, "结�
 
 
 def small(cost: float = 5.0, protected: set[str] | None = None) -> SoundAlikeCorrector:
-    return SoundAlikeCorrector(FREQ, build_sound_index(FREQ, min_freq=1), protected or set(), cost)
+    return SoundAlikeCorrector(FREQ, build_sound_index(FREQ, min_freq=1), [protected or set()], cost)
 
 
 def test_non_word_becomes_the_word_that_sounds_the_same():
