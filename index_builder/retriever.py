@@ -18,11 +18,13 @@ from .aspects import ASPECT_SECTION, asked_aspect
 from .bm25 import BM25
 from .builder import BM25_FILE, FAISS_FILE, FORMAT_VERSION, MANIFEST, PASSAGES, USERDICT
 from .encoders import Encoder, load_encoder
+from .homophones import HomophoneCorrector
 from .normalize import MAX_QUERY_CHARS, is_meaningful, normalize_query
 from .passages import Passage
 from .rewrite import strip_filler
 from .soundalike import SoundAlikeCorrector, for_vocabulary
 from .tokens import Tokenizer
+from .vocabulary import load_vocabulary
 
 log = logging.getLogger(__name__)
 MODES = ranking.MODES
@@ -32,7 +34,8 @@ CANDIDATES = 100  # from each side; the re-ranker sees their union
 FALLBACK_CONF_WEIGHTS = (8.35, 3.8, -8.27)  # (dense_top, coverage, bias)
 FALLBACK_CONFIDENT = 0.5
 # ASSISTANT_QUERY_CORRECTION=off searches questions as typed; by default a non-word is searched as
-# the common word of the same sound (结昏证 -> 结婚证: soundalike.py), the index's words protected
+# the common word of the same sound (结昏证 -> 结婚证: soundalike.py), the index's words protected,
+# and a service term typed with another tone as the term (居主证 -> 居住证: homophones.py)
 QUERY_CORRECTION_ENV = "ASSISTANT_QUERY_CORRECTION"
 
 
@@ -138,6 +141,7 @@ class Retriever:
         self._mean: np.ndarray | None = None
         self.query_correction = query_correction_enabled()
         self._corrector: SoundAlikeCorrector | None = None
+        self._terms: HomophoneCorrector | None = None
         self._corrector_lock = threading.Lock()
 
     def stale(self) -> bool:
@@ -188,13 +192,16 @@ class Retriever:
 
     def correct(self, text: str) -> str:
         """``text`` with its non-words replaced by the common word of the same sound, never a word
-        of this index (built on first use, which the action server makes at start: about 1 s)."""
+        of this index, then service terms typed with another tone (or a homophone) written as the
+        terms; the order voice uses. Built on first use, which the action server makes at start
+        (about 1 s)."""
         if not self.query_correction:
             return text
         with self._corrector_lock:
             if self._corrector is None:
                 self._corrector = for_vocabulary(self.bm25.vocab)
-        return self._corrector.correct(text)
+                self._terms = HomophoneCorrector(load_vocabulary().correction_terms())
+        return self._terms.correct(self._corrector.correct(text))
 
     def topic_vectors(self, texts: list[str], batch: int = 64) -> np.ndarray:
         """Unit vectors of questions for grouping them by meaning (the console's knowledge gaps):

@@ -108,6 +108,11 @@ def test_a_typed_sound_alike_is_searched_as_the_word(retriever):
     assert typo.hits[0].passage.doc_id == right.hits[0].passage.doc_id == "marriage"
 
 
+def test_a_service_term_typed_with_another_tone_is_searched_as_the_term(retriever):
+    assert retriever.prepare("公基金租房能取吗", embed=False).tokens == \
+        retriever.prepare("公积金租房能取吗", embed=False).tokens
+
+
 def test_query_correction_can_be_turned_off(real_index, monkeypatch):
     monkeypatch.setenv("ASSISTANT_QUERY_CORRECTION", "off")
     r = Retriever(real_index)

@@ -271,9 +271,9 @@ def test_retrieval_normalisation():
 
 @needs_audio
 def test_homophone_correction_leaves_ordinary_sentences_alone():
-    from voice.homophones import HomophoneCorrector
+    from index_builder.homophones import HomophoneCorrector
     from voice.text import to_simplified
-    from voice.vocabulary import load_vocabulary
+    from index_builder.vocabulary import load_vocabulary
 
     corrector = HomophoneCorrector(load_vocabulary().correction_terms())
     texts = [to_simplified(ref) for ref in manifest().values()]
@@ -286,8 +286,18 @@ def test_homophone_correction_leaves_ordinary_sentences_alone():
     assert corrector.correct("随身办上能办一窗同吗，我在赵项镇") == "随申办上能办一窗通吗，我在赵巷镇"
 
 
+def test_homophones_keep_particles_and_fix_other_tones():
+    from index_builder.homophones import HomophoneCorrector
+    from index_builder.vocabulary import load_vocabulary
+
+    corrector = HomophoneCorrector(load_vocabulary().correction_terms())
+    # 吗 (ma5) is a particle: 医保码 (ma3) is a term, but "…医保吗" asks about 医保
+    assert corrector.correct("她能在青浦参加医保吗") == "她能在青浦参加医保吗"
+    assert corrector.correct("居主证办下来要多久") == "居住证办下来要多久"  # zhu3 typed for zhu4
+
+
 def test_vocabulary_from_guides():
-    from voice.vocabulary import load_vocabulary
+    from index_builder.vocabulary import load_vocabulary
 
     v = load_vocabulary()
     terms = v.terms()

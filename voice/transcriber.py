@@ -15,7 +15,7 @@ The same audio always gives the same transcript: nothing is sampled at random. I
   re-decoded in fixed ways before anything is dropped (voice/decoding.py);
 * OpenCC t2s, repeated phrases collapsed, the text bounded to ``max_chars_per_second``;
 * non-words replaced by a common word of the same sound (偏章 -> 篇章, index_builder/soundalike.py),
-  then homophones of domain terms corrected (一窗同 -> 一窗通, voice/homophones.py).
+  then homophones of domain terms corrected (一窗同 -> 一窗通, index_builder/homophones.py).
 ``Transcript.events`` records every re-decode, collapse, drop and trim, by filter.
 """
 from __future__ import annotations
@@ -43,14 +43,14 @@ from .text import (
     tidy_punctuation,
     to_simplified,
 )
-from .vocabulary import DomainVocabulary, load_vocabulary
+from index_builder.vocabulary import DomainVocabulary, load_vocabulary
 
 log = logging.getLogger("voice")
 
 # Simplified Chinese with punctuation: Whisper continues in the script and style of its prompt.
 # Naming service terms in the prompt ("……关于营业执照、公积金和一窗通。") cost 0.027 CER on the
 # shared clips (0.193 -> 0.220, bench/voice.py), so the domain vocabulary is applied after
-# decoding by homophone correction (voice/homophones.py), and optionally as hotwords.
+# decoding by homophone correction (index_builder/homophones.py), and optionally as hotwords.
 DEFAULT_PROMPT = "以下是普通话的句子。"
 
 
@@ -161,7 +161,7 @@ class Transcriber:
             self._soundalike = default_corrector(cost=config.soundalike_cost)
         self._corrector = None
         if config.correct_homophones:
-            from .homophones import HomophoneCorrector
+            from index_builder.homophones import HomophoneCorrector
 
             self._corrector = HomophoneCorrector(self.vocabulary.correction_terms())
         self.model = model if model is not None else load_model(config)

@@ -4,6 +4,9 @@ Whisper base hears the sounds of a service term but may write a homophone ("一�
 一窗通, "赵项镇" for 赵巷镇). A run of Chinese characters whose toneless pinyin (in context, as
 pypinyin reads it) equals that of a correction term is replaced by the term.
 
+A neutral-tone character is never turned into a full-tone one: sentence particles (吗, 呢, 吧)
+are neutral and never part of a term, and "能参加医保吗" had become "医保码" (ma5 -> ma3).
+
 Only distinctive terms are used (see DomainVocabulary.correction_terms): service names, towns
 with their suffix (赵巷镇, 盈浦街道: a bare 徐泾 sounds like 须经), bundle names and guide
 titles. Colloquial keywords are left out: on 2,000 ordinary sentences (../shared/eval
@@ -22,6 +25,10 @@ SUBDISTRICTS = ("盈浦", "夏阳", "香花桥")
 PRONUNCIATIONS = {"重固": ("chong", "gu")}
 
 
+def _toned(text: str) -> list[str]:
+    return lazy_pinyin(text, style=Style.TONE3, neutral_tone_with_five=True)
+
+
 def _key(word: str) -> tuple:
     syllables = list(lazy_pinyin(word, style=Style.NORMAL))
     for name, reading in PRONUNCIATIONS.items():
@@ -35,11 +42,13 @@ class HomophoneCorrector:
     def __init__(self, terms: list[str], min_len: int = 3):
         extra = [t + "镇" for t in TOWNS] + [t + "街道" for t in SUBDISTRICTS] + ["青浦区"]
         self.by_len: dict[int, dict[tuple, str]] = {}
+        self.tones: dict[str, list[str]] = {}
         for t in [*extra, *terms]:
             if len(t) < min_len or not _HAN.fullmatch(t):
                 continue
             # first term wins: the list is ordered most important first
             self.by_len.setdefault(len(t), {}).setdefault(_key(t), t)
+            self.tones.setdefault(t, _toned(t))
         self.lengths = sorted(self.by_len, reverse=True)
 
     def correct(self, text: str) -> str:
@@ -49,14 +58,15 @@ class HomophoneCorrector:
         if len(run) < 3:
             return run
         syllables = lazy_pinyin(run, style=Style.NORMAL)
-        if len(syllables) != len(run):  # not one syllable per character: leave it alone
+        tones = _toned(run)
+        if len(syllables) != len(run) or len(tones) != len(run):  # not one syllable per character
             return run
         out: list[str] = []
         i = 0
         while i < len(run):
             for n in self.lengths:
                 term = self.by_len[n].get(tuple(syllables[i:i + n])) if i + n <= len(run) else None
-                if term is not None:
+                if term is not None and not self._turns_neutral(run[i:i + n], tones[i:i + n], term):
                     out.append(term)
                     i += n
                     break
@@ -64,3 +74,9 @@ class HomophoneCorrector:
                 out.append(run[i])
                 i += 1
         return "".join(out)
+
+    def _turns_neutral(self, span: str, span_tones: list[str], term: str) -> bool:
+        """Would replacing ``span`` by ``term`` turn a neutral-tone character (a particle) into
+        a full-tone one?"""
+        return any(a != b and ta.endswith("5") and not tb.endswith("5")
+                   for a, b, ta, tb in zip(span, term, span_tones, self.tones[term]))
