@@ -57,10 +57,10 @@ class HomophoneCorrector:
     def _correct_run(self, run: str) -> str:
         if len(run) < 3:
             return run
-        syllables = lazy_pinyin(run, style=Style.NORMAL)
         tones = _toned(run)
-        if len(syllables) != len(run) or len(tones) != len(run):  # not one syllable per character
+        if len(tones) != len(run):  # not one syllable per character: leave it alone
             return run
+        syllables = [t.rstrip("012345") for t in tones]  # Style.NORMAL, without a second pass
         out: list[str] = []
         i = 0
         while i < len(run):
