@@ -18,15 +18,13 @@ import re
 
 from pypinyin import Style, lazy_pinyin
 
+from .soundalike import toned_syllables
+
 _HAN = re.compile(r"[\u4e00-\u9fff]+")
 TOWNS = ("朱家角", "赵巷", "徐泾", "华新", "白鹤", "练塘", "金泽", "重固")
 SUBDISTRICTS = ("盈浦", "夏阳", "香花桥")
 # readings pypinyin gets wrong for place names
 PRONUNCIATIONS = {"重固": ("chong", "gu")}
-
-
-def _toned(text: str) -> list[str]:
-    return lazy_pinyin(text, style=Style.TONE3, neutral_tone_with_five=True)
 
 
 def _key(word: str) -> tuple:
@@ -48,7 +46,7 @@ class HomophoneCorrector:
                 continue
             # first term wins: the list is ordered most important first
             self.by_len.setdefault(len(t), {}).setdefault(_key(t), t)
-            self.tones.setdefault(t, _toned(t))
+            self.tones.setdefault(t, toned_syllables(t))
         self.lengths = sorted(self.by_len, reverse=True)
 
     def correct(self, text: str) -> str:
@@ -57,7 +55,7 @@ class HomophoneCorrector:
     def _correct_run(self, run: str) -> str:
         if len(run) < 3:
             return run
-        tones = _toned(run)
+        tones = toned_syllables(run)
         if len(tones) != len(run):  # not one syllable per character: leave it alone
             return run
         syllables = [t.rstrip("012345") for t in tones]  # Style.NORMAL, without a second pass

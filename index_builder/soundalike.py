@@ -53,7 +53,8 @@ PROTECTED_DIRS = ("guides", "bundles", "policies")
 DEFAULT_CACHE = REPO_ROOT / "build" / "models" / "soundalike-index.json"
 
 
-def _toned(text: str) -> list[str]:
+def toned_syllables(text: str) -> list[str]:
+    """pypinyin's reading in context, tone digits after each syllable, 5 for the neutral tone."""
     from pypinyin import Style, lazy_pinyin
 
     return lazy_pinyin(text, style=Style.TONE3, neutral_tone_with_five=True)
@@ -82,7 +83,7 @@ def build_sound_index(freq: dict[str, int], min_freq: int) -> dict[str, list[str
     index: dict[str, list[str]] = {}
     for word, count in freq.items():
         if count >= min_freq and 2 <= len(word) <= MAX_WORD and HAN_RUN.fullmatch(word):
-            syllables = _toned(word)
+            syllables = toned_syllables(word)
             if len(syllables) == len(word):
                 index.setdefault(" ".join(syllables), []).append(word)
     return index
@@ -185,7 +186,7 @@ class SoundAlikeCorrector:
         """Best path through the lattice of ``run`` (Viterbi over spans of 1-4 characters)."""
         if len(run) < 2:
             return run, []
-        syllables = _toned(run)
+        syllables = toned_syllables(run)
         if len(syllables) != len(run):  # not one syllable per character: leave it alone
             return run, []
         n = len(run)
