@@ -124,7 +124,7 @@ def fit_stage2(sets, cands: dict, rows: dict[str, np.ndarray]):
     """Re-ranker on the answerable questions of `rows`; confidence on the guide set's rows
     (out-of-scope included): the threshold the assistant serves is for its own corpus."""
     tr = [(s, i) for s in sets for i in rows[s.name] if s.expected[i] and i in cands[s.name]]
-    reranker = learning.fit_reranker([cands[s.name][i][1] for s, i in tr], [cands[s.name][i][2] for s, i in tr])
+    reranker = learning.fit_ranker([cands[s.name][i][1] for s, i in tr], [cands[s.name][i][2] for s, i in tr])
     conf_x, conf_y = [], []
     for s in sets:
         if s.name not in CONFIDENCE_SETS:
@@ -207,7 +207,9 @@ def main() -> None:
                 "held_out_never_fitted": str(GUIDES_HELDOUT.relative_to(ROOT)),
                 "oof": {k: v for k, v in report.items() if k in ("guides", "ncp")},
                 "adapter": {"l2": learning.ADAPTER_L2, "temperature": learning.ADAPTER_TEMPERATURE,
-                            "epochs": learning.ADAPTER_EPOCHS}}
+                            "epochs": learning.ADAPTER_EPOCHS},
+                "reranker": {"kind": "linear (listwise) + boosted trees (sklearn HistGradientBoostingClassifier)",
+                             **learning.TREES}}
         folder = fit_final(sets, outer, threshold, meta).save()
         print(json.dumps({"written": str(folder.relative_to(ROOT))}))
 

@@ -110,6 +110,62 @@ def fit_reranker(features: list[np.ndarray], labels: list[np.ndarray], l2: float
     return Reranker(w.detach().numpy().astype(np.float32), 0.0, mean.astype(np.float32), scale.astype(np.float32))
 
 
+@dataclass
+class Ranker:
+    """The served re-ranker: the listwise linear score plus the trees' log-odds. Out of fold the
+    sum beat either alone on both sets and handed off more out-of-scope questions than the
+    trees alone at the same share answered (the linear score ranks them low; trees, fitted on
+    answerable questions only, are over-sure of some)."""
+    linear: Reranker
+    trees: ranking.Trees | None
+
+    def score(self, features: np.ndarray) -> np.ndarray:
+        s = self.linear.score(features)
+        return s + self.trees.score(features) if self.trees is not None else s
+
+
+def fit_ranker(features: list[np.ndarray], labels: list[np.ndarray]) -> Ranker:
+    return Ranker(fit_reranker(features, labels), fit_trees(features, labels))
+
+
+# Chosen out of fold among four settings (100-300 trees, 7-31 leaves): this one was best or tied
+# on both sets. No early stopping: its validation split is random, and a refit must be repeatable.
+TREES = {"max_iter": 200, "learning_rate": 0.05, "max_leaf_nodes": 15, "min_samples_leaf": 50}
+
+
+def fit_trees(features: list[np.ndarray], labels: list[np.ndarray], **params) -> ranking.Trees:
+    """Boosted trees on each candidate's "is it the right document": they can learn what a
+    linear score cannot (a shape match matters only when the question asks for that shape;
+    BM25 counts only when the dense score is close). Pointwise, so the same candidates the
+    linear re-ranker sees; scored in numpy (ranking.Trees)."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    keep = [i for i, y in enumerate(labels) if y.any()]
+    x = np.vstack([features[i] for i in keep]).astype(np.float64)
+    y = np.concatenate([labels[i] for i in keep])
+    model = HistGradientBoostingClassifier(early_stopping=False, random_state=0, **{**TREES, **params}).fit(x, y)
+    return export_trees(model)
+
+
+def export_trees(model) -> ranking.Trees:
+    """The fitted sklearn ensemble as flat arrays, node indices made global."""
+    nodes = [p[0].nodes for p in model._predictors]
+    if any(n["is_categorical"].any() for n in nodes):
+        raise ValueError("categorical splits are not exported")
+    offsets = np.cumsum([0] + [len(n) for n in nodes[:-1]])
+    cat = np.concatenate
+    return ranking.Trees(
+        roots=offsets.astype(np.int64),
+        feature=cat([n["feature_idx"] for n in nodes]).astype(np.int64),
+        threshold=cat([n["num_threshold"] for n in nodes]).astype(np.float64),
+        left=cat([n["left"].astype(np.int64) + o for n, o in zip(nodes, offsets)]),
+        right=cat([n["right"].astype(np.int64) + o for n, o in zip(nodes, offsets)]),
+        missing_left=cat([n["missing_go_to_left"] for n in nodes]).astype(bool),
+        leaf=cat([n["is_leaf"] for n in nodes]).astype(bool),
+        value=cat([n["value"] for n in nodes]).astype(np.float64),
+        baseline=float(np.ravel(model._baseline_prediction)[0]))
+
+
 def fit_confidence(features: np.ndarray, right: np.ndarray, C: float = 1.0) -> tuple[np.ndarray, float]:
     """Logistic regression of "the top document is right" (out-of-scope questions: never)."""
     from sklearn.linear_model import LogisticRegression
@@ -150,7 +206,8 @@ def choose_threshold(conf: np.ndarray, right: np.ndarray, answerable: np.ndarray
     return 0.95
 
 
-def model_from(reranker: Reranker, conf: tuple[np.ndarray, float], threshold: float,
+def model_from(reranker: "Ranker", conf: tuple[np.ndarray, float], threshold: float,
                adapter: np.ndarray | None, encoder: str, encoder_version: str, meta: dict) -> ranking.RankingModel:
-    return ranking.RankingModel(encoder, encoder_version, reranker.weights, reranker.bias, reranker.mean,
-                                reranker.scale, conf[0], conf[1], threshold, adapter, meta)
+    lin = reranker.linear
+    return ranking.RankingModel(encoder, encoder_version, lin.weights, lin.bias, lin.mean, lin.scale,
+                                conf[0], conf[1], threshold, adapter, meta, reranker.trees)

@@ -3,9 +3,12 @@
 - a query adapter: q' = normalise(q + q·W), a linear correction of the encoder's query vector
   towards the passages that answer it (the passages are left as the encoder made them, so an
   index never has to be rebuilt when the adapter is refitted);
-- a linear re-ranker over features a CPU computes in microseconds per candidate (dense and
-  BM25 scores normalised per query, how much of the query's rare vocabulary a passage holds,
-  title and keyword match, whether the passage is the section the question asks for, length);
+- a re-ranker over features a CPU computes in microseconds per candidate (dense and BM25
+  scores normalised per query, how much of the query's rare vocabulary and of its character
+  bigrams and trigrams a passage holds, title and keyword match, whether the passage is the
+  section the question asks for, whether it has the shape of the answer asked for (a date, an
+  amount, a phone number …: answer_types), length). Its score is a linear one fitted listwise
+  plus a boosted tree ensemble's log-odds, the trees stored as arrays and walked with numpy;
 - the confidence: a logistic function of the re-ranked top answer, deciding between answering
   and handing off, with its threshold in configuration (ASSISTANT_CONFIDENCE_THRESHOLD).
 
@@ -22,12 +25,15 @@ from pathlib import Path
 
 import numpy as np
 
+from . import answer_types
+
 # hybrid: the assistant's ranking (fusion, then the fitted re-ranker when there is a model for
 # the encoder); fusion: the unlearned z-score fusion alone; dense and bm25: one side alone.
 MODES = ("hybrid", "fusion", "dense", "bm25")
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 FEATURES = ("dense", "dense_z", "bm25_z", "bm25_n", "coverage", "rare_coverage", "title_match",
-            "section_cue", "log_len", "is_faq", "is_policy")
+            "section_cue", "log_len", "is_faq", "is_policy", "bigram_coverage", "trigram_coverage",
+            "passage_bigram_coverage", *(f"type_{name}" for name in answer_types.NAMES))
 CONF_FEATURES = ("top_score", "margin", "top_dense", "top_coverage")
 THRESHOLD_ENV = "ASSISTANT_CONFIDENCE_THRESHOLD"
 
@@ -75,12 +81,81 @@ class Candidates:
 
 
 def candidate_features(dense: np.ndarray, bm25: np.ndarray, coverage: np.ndarray, rare: np.ndarray,
-                       title: np.ndarray, cue: np.ndarray, length: np.ndarray, kinds: list[str]) -> np.ndarray:
+                       title: np.ndarray, cue: np.ndarray, length: np.ndarray, kinds: list[str],
+                       text: np.ndarray, types: np.ndarray) -> np.ndarray:
+    """FEATURES, a row per candidate. `text`: (n, 3) character n-gram coverages
+    (overlap.gram_coverage); `types`: (n, len(answer_types.NAMES)) answer_types.match."""
     bmax = float(bm25.max()) if len(bm25) else 0.0
     cols = [dense, zscore(dense), zscore(bm25), bm25 / bmax if bmax > 0 else bm25, coverage, rare, title,
             cue, np.log1p(length), np.array([k == "faq" for k in kinds], np.float32),
             np.array([k == "policy" for k in kinds], np.float32)]
-    return np.stack([np.asarray(c, np.float32) for c in cols], axis=1)
+    base = np.stack([np.asarray(c, np.float32) for c in cols], axis=1)
+    n = len(base)
+    return np.hstack([base, np.asarray(text, np.float32).reshape(n, 3),
+                      np.asarray(types, np.float32).reshape(n, len(answer_types.NAMES))])
+
+
+@dataclass
+class Trees:
+    """A boosted tree ensemble (fitted by sklearn's HistGradientBoostingClassifier, see
+    learning.fit_trees) as flat node arrays, scored with numpy: serving needs no pickle and no
+    matching sklearn version. The score is the ensemble's log-odds."""
+    roots: np.ndarray  # (n_trees,) index of each tree's first node
+    feature: np.ndarray  # (n_nodes,) the feature a split node tests
+    threshold: np.ndarray  # go left when feature <= threshold
+    left: np.ndarray
+    right: np.ndarray
+    missing_left: np.ndarray  # where a NaN goes
+    leaf: np.ndarray
+    value: np.ndarray  # a leaf's contribution (learning rate applied)
+    baseline: float
+
+    FIELDS = ("roots", "feature", "threshold", "left", "right", "missing_left", "leaf", "value")
+
+    def __post_init__(self) -> None:
+        # Leaves point at themselves, so every tree takes the same number of steps and a step
+        # needs no mask; a tree's depth bounds the steps.
+        idx = np.arange(len(self.leaf))
+        self._left = np.where(self.leaf, idx, self.left)
+        self._right = np.where(self.leaf, idx, self.right)
+        self._threshold = np.where(self.leaf, np.inf, self.threshold)
+        self._feature = np.where(self.leaf, 0, self.feature)
+        depth = np.zeros(len(idx), np.int64)
+        for i in idx:  # parents come before their children in sklearn's node order
+            if not self.leaf[i]:
+                depth[self.left[i]] = depth[self.right[i]] = depth[i] + 1
+        self._depth = int(depth.max()) if len(depth) else 0
+
+    def score(self, features: np.ndarray) -> np.ndarray:
+        x = np.asarray(features, np.float64)
+        n, width = x.shape
+        if np.isnan(x).any():
+            return self._score_missing(x)
+        flat = x.ravel()
+        offset = (np.arange(n) * width)[None, :]
+        node = np.repeat(self.roots[:, None], n, axis=1)  # (trees, rows): every tree walked at once
+        for _ in range(self._depth):
+            go_left = flat[offset + self._feature[node]] <= self._threshold[node]
+            node = np.where(go_left, self._left[node], self._right[node])
+        return self.baseline + self.value[node].sum(axis=0)
+
+    def _score_missing(self, x: np.ndarray) -> np.ndarray:
+        """The same walk where a feature may be NaN (it goes where sklearn sent missing values)."""
+        rows = np.arange(len(x))[None, :]
+        node = np.repeat(self.roots[:, None], len(x), axis=1)
+        for _ in range(self._depth):
+            v = x[rows, self._feature[node]]
+            go_left = np.where(np.isnan(v), self.missing_left[node], v <= self._threshold[node])
+            node = np.where(go_left, self._left[node], self._right[node])
+        return self.baseline + self.value[node].sum(axis=0)
+
+    def save(self, path: Path) -> None:
+        np.savez_compressed(path, baseline=np.array([self.baseline]), **{k: getattr(self, k) for k in self.FIELDS})
+
+    @classmethod
+    def load(cls, path: Path) -> "Trees":
+        with np.load(path) as z:
+            return cls(**{k: z[k] for k in cls.FIELDS}, baseline=float(z["baseline"][0]))
 
 
 @dataclass
@@ -96,12 +171,15 @@ class RankingModel:
     threshold: float
     adapter: np.ndarray | None = None  # (dim, dim)
     meta: dict = field(default_factory=dict)
+    trees: Trees | None = None  # added to the linear score
 
     def adapt(self, q: np.ndarray) -> np.ndarray:
         return adapt(q, self.adapter)
 
     def rerank(self, features: np.ndarray) -> np.ndarray:
-        return linear(features, self.mean, self.scale, self.weights, self.bias)
+        """The linear score, plus the trees' log-odds when the model has trees."""
+        score = linear(features, self.mean, self.scale, self.weights, self.bias)
+        return score + self.trees.score(features) if self.trees is not None else score
 
     def confidence(self, conf_features: np.ndarray) -> float:
         return probability(self.conf_weights, self.conf_bias, conf_features)
@@ -118,10 +196,13 @@ class RankingModel:
                 "mean": short(self.mean), "scale": short(self.scale),
                 "conf_features": list(CONF_FEATURES), "conf_weights": short(self.conf_weights),
                 "conf_bias": round(self.conf_bias, 6), "threshold": round(self.threshold, 4),
-                "adapter": "adapter.npy" if self.adapter is not None else None, "meta": self.meta}
+                "adapter": "adapter.npy" if self.adapter is not None else None,
+                "trees": "trees.npz" if self.trees is not None else None, "meta": self.meta}
         (folder / "ranking.json").write_text(json.dumps(data, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
         if self.adapter is not None:
             np.save(folder / "adapter.npy", self.adapter.astype(np.float16))  # half the size; error < 1e-3
+        if self.trees is not None:
+            self.trees.save(folder / "trees.npz")
         return folder
 
     @classmethod
@@ -131,9 +212,10 @@ class RankingModel:
             raise ValueError(f"{folder}: fitted for other features; refit with python -m bench.learn")
         adapter = np.load(folder / data["adapter"]).astype(np.float32) if data.get("adapter") else None
         arr = lambda k: np.asarray(data[k], dtype=np.float32)  # noqa: E731
+        trees = Trees.load(folder / data["trees"]) if data.get("trees") else None
         return cls(data["encoder"], data["encoder_version"], arr("weights"), float(data["bias"]), arr("mean"),
                    arr("scale"), arr("conf_weights"), float(data["conf_bias"]), float(data["threshold"]),
-                   adapter, data.get("meta", {}))
+                   adapter, data.get("meta", {}), trees)
 
 
 def load_for(encoder_name: str, encoder_version: str) -> RankingModel | None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import dense, ranking
+from . import answer_types, dense, overlap, ranking
 from .aspects import ASPECT_SECTION, asked_aspect
 from .bm25 import BM25
 from .builder import BM25_FILE, FAISS_FILE, FORMAT_VERSION, MANIFEST, PASSAGES, USERDICT
@@ -138,6 +138,7 @@ class Retriever:
         self._superseded = {i: p.meta["superseded_by"] for i, p in enumerate(self.passages)
                             if p.meta.get("superseded_by")}
         self._title_tokens: dict[str, frozenset[str]] = {}
+        self._text_form: dict[int, tuple[str, int, tuple[bool, ...]]] = {}  # filled as passages are met
         self._mean: np.ndarray | None = None
         self.query_correction = query_correction_enabled()
         self._corrector: SoundAlikeCorrector | None = None
@@ -366,8 +367,26 @@ class Retriever:
             if names and content:
                 title[j] = len(content & names) / len(content)
             cue[j] = float(asked is not None and p.section == asked)
-        feats = ranking.candidate_features(d, b, coverage, rare, title, cue, self._length[ids], kinds)
+        question = overlap.bare(query.text)
+        asked = answer_types.asked_types(query.text)
+        text = np.zeros((len(ids), 3), np.float32)
+        types = np.zeros((len(ids), len(answer_types.NAMES)), np.float32)
+        for j, i in enumerate(ids.tolist()):
+            bare, bigrams, shape = self._form(i)
+            text[j] = overlap.gram_coverage(question, bare, bigrams)
+            types[j] = answer_types.match(asked, shape)
+        feats = ranking.candidate_features(d, b, coverage, rare, title, cue, self._length[ids], kinds, text, types)
         return ranking.Candidates(ids, feats)
+
+    def _form(self, i: int) -> tuple[str, int, tuple[bool, ...]]:
+        """A passage's bare text, its count of distinct bigrams and its answer shape, computed
+        the first time the passage is a candidate."""
+        form = self._text_form.get(i)
+        if form is None:
+            text = self.passages[i].text
+            bare = overlap.bare(text)
+            form = self._text_form[i] = (bare, len(overlap.grams(bare, 2)), answer_types.shape(text))
+        return form
 
     def _names(self, p: Passage) -> frozenset[str]:
         """Tokens of what a document is called: its title and keywords (none for a FAQ row

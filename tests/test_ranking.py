@@ -8,7 +8,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from index_builder import learning, ranking
+from index_builder import answer_types, learning, overlap, ranking
 from index_builder.bm25 import BM25
 from index_builder.builder import build_index
 from index_builder.knowledge import KnowledgeError
@@ -94,6 +94,96 @@ def test_reranker_features_on_a_hand_checked_case(counting_retriever):
     cov = [sum(w for t, w in weight.items() if r.bm25.contains(t, np.array([i]))[0]) / sum(weight.values())
            for i in ids]
     assert c.column("coverage").tolist() == pytest.approx(cov, abs=1e-5)
+    # character n-grams: the question's bare text against each passage's
+    bare_q = overlap.bare(q.text)
+    for j, i in enumerate(ids.tolist()):
+        text = overlap.bare(r.passages[i].text)
+        q2 = {bare_q[k:k + 2] for k in range(len(bare_q) - 1)}
+        assert c.column("bigram_coverage")[j] == pytest.approx(sum(g in text for g in q2) / len(q2))
+    # "要带什么材料" asks for no date, amount or phone: those type features are 0 on every passage
+    for name in ("date", "amount", "phone"):
+        assert c.column(f"type_{name}").tolist() == [0.0, 0.0, 0.0]
+
+
+def test_character_ngram_coverage_by_hand():
+    q = overlap.bare("医保，延期到何时？")  # 医保延期到何时: bigrams 医保 保延 延期 期到 到何 何时
+    p = overlap.bare("医保缴费延期到6月底。")  # 医保缴费延期到6月底
+    assert q == "医保延期到何时" and p == "医保缴费延期到6月底"
+    b2, b3, pb = overlap.gram_coverage(q, p, len(overlap.grams(p, 2)))
+    assert b2 == pytest.approx(3 / 6)  # 医保 延期 期到
+    assert b3 == pytest.approx(1 / 5)  # 延期到
+    assert pb == pytest.approx(3 / 9)  # of 医保 保缴 缴费 费延 延期 期到 到6 6月 月底
+    assert overlap.gram_coverage("", p, 9) == (0.0, 0.0, 0.0)
+
+
+@pytest.mark.parametrize("question,asked", [
+    ("甘肃省参保登记的期限延长至何时？", {"date"}),
+    ("北京市鼓励用工的补助标准是多少？", {"amount"}),
+    ("海关咨询热线电话是多少", {"phone", "amount"}),
+    ("哪家企业承担了口罩生产任务？", {"org"}),
+    ("网上办税在哪个平台？", {"place"}),
+    ("国家邮政局提出了哪些要求？", {"list"}),
+    ("返岗人员是否需要隔离？", {"yesno"}),
+    ("营业执照怎么办", set()),
+])
+def test_answer_types_asked(question, asked):
+    flags = answer_types.asked_types(question)
+    assert {n for n, f in zip(answer_types.NAMES, flags) if f} == asked
+
+
+def test_answer_shapes_and_match_features():
+    shape = dict(zip(answer_types.NAMES, answer_types.shape("宣布疫情解除后两个月内")))
+    assert shape["date"] and not shape["phone"]
+    assert dict(zip(answer_types.NAMES, answer_types.shape("12360")))["phone"]
+    assert dict(zip(answer_types.NAMES, answer_types.shape("北京北铃专用汽车有限公司")))["org"]
+    assert not dict(zip(answer_types.NAMES, answer_types.shape("免征增值税。")))["amount"]
+    asked = answer_types.asked_types("期限延长至何时？")
+    date = answer_types.NAMES.index("date")
+    assert answer_types.match(asked, answer_types.shape("宣布疫情解除后两个月内"))[date] == 1.0
+    assert answer_types.match(asked, answer_types.shape("免征增值税。"))[date] == -1.0
+    assert answer_types.match(answer_types.asked_types("怎么办"), answer_types.shape("两个月内")) == \
+        [0.0] * len(answer_types.NAMES)
+
+
+def _interaction_data(n: int = 3000, seed: int = 0):
+    """A label that a feature decides only when another is on: no linear score can fit it."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, 4))
+    x[:, 1] = rng.random(n) < 0.5
+    y = ((x[:, 0] > 0) == (x[:, 1] > 0)).astype(np.int64)
+    return x, y
+
+
+def test_trees_learn_an_interaction_and_score_like_sklearn(tmp_path):
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    x, y = _interaction_data()
+    trees = learning.fit_trees([x], [y], max_iter=50)
+    test_x, test_y = _interaction_data(seed=1)
+    assert ((trees.score(test_x) > 0) == test_y).mean() > 0.95
+    # the numpy walk is sklearn's own prediction, NaN included
+    model = HistGradientBoostingClassifier(early_stopping=False, random_state=0,
+                                           **{**learning.TREES, "max_iter": 50}).fit(x, y)
+    test_x[::7, 0] = np.nan
+    assert np.allclose(learning.export_trees(model).score(test_x), model.decision_function(test_x), atol=1e-9)
+    # the files round-trip, and a model carrying trees ranks by the linear score plus theirs
+    k = len(ranking.FEATURES)
+    feats = np.zeros((5, k))
+    feats[:, :4] = np.nan_to_num(test_x[:5])
+    w = np.zeros(k, np.float32)
+    w[2] = 1.0
+    both = learning.Ranker(learning.Reranker(w, 0.5, np.zeros(k, np.float32), np.ones(k, np.float32)), trees)
+    again = ranking.RankingModel.load(learning.model_from(both, (np.zeros(4), 0.0), 0.5, None, "enc", "v1", {})
+                                      .save(tmp_path / "enc"))
+    assert again.trees is not None
+    assert np.allclose(again.rerank(feats), feats[:, 2] + 0.5 + trees.score(feats), atol=1e-5)
+    assert np.allclose(both.score(feats), again.rerank(feats), atol=1e-5)
+
+
+def test_trees_fit_is_repeatable():
+    x, y = _interaction_data(800)
+    a, b = learning.fit_trees([x], [y], max_iter=20), learning.fit_trees([x], [y], max_iter=20)
+    assert np.array_equal(a.score(x), b.score(x))
 
 
 def test_grouped_folds_never_split_an_answer_and_are_stable():
