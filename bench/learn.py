@@ -90,12 +90,15 @@ def candidates(s: DevSet, adapter: np.ndarray | None, which: np.ndarray | None =
     return out
 
 
-def ranked(s: DevSet, i: int, cand, scores: np.ndarray) -> tuple[int | None, np.ndarray, bool]:
-    """Rank of the expected doc, the confidence features, whether the top doc is right."""
+def ranked(s: DevSet, i: int, cand, scores: np.ndarray, judged: np.ndarray | None = None
+           ) -> tuple[int | None, np.ndarray, bool]:
+    """Rank of the expected doc, the confidence features (read from `judged`, the served
+    model's linear score, else from `scores`), whether the top doc is right."""
     ids, _, labels, d = cand
     order = np.argsort(-scores, kind="stable")
     docs = [s.retriever.passages[ids[j]].doc_id for j in order]
-    conf = s.retriever.confidence_features(s.queries[i], ids, scores, d, order, "hybrid")
+    conf = s.retriever.confidence_features(s.queries[i], ids, scores if judged is None else judged, d, order,
+                                           "hybrid")
     return (first_hit_rank(docs, s.expected[i]) if s.expected[i] else None), conf, bool(labels[order[0]])
 
 
@@ -131,7 +134,8 @@ def fit_stage2(sets, cands: dict, rows: dict[str, np.ndarray]):
             continue
         for i in rows[s.name]:
             if i in cands[s.name]:
-                _, x, right = ranked(s, i, cands[s.name][i], reranker.score(cands[s.name][i][1]))
+                feats = cands[s.name][i][1]
+                _, x, right = ranked(s, i, cands[s.name][i], reranker.score(feats), reranker.linear_score(feats))
                 conf_x.append(x)
                 conf_y.append(right and bool(s.expected[i]))
     return reranker, learning.fit_confidence(np.array(conf_x), np.array(conf_y))
@@ -153,7 +157,7 @@ def cross_validate(sets: tuple[DevSet, ...], k: int) -> tuple[dict, dict]:
             cands = candidates(s, adapter, test[s.name])
             outer[s.name].update(cands)
             for i, c in cands.items():
-                rank, x, right = ranked(s, i, c, reranker.score(c[1]))
+                rank, x, right = ranked(s, i, c, reranker.score(c[1]), reranker.linear_score(c[1]))
                 o = oof[s.name]
                 o["rank"][i], o["right"][i] = rank, right and bool(s.expected[i])
                 o["conf"][i] = ranking.probability(conf[0], conf[1], x)

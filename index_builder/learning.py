@@ -112,10 +112,11 @@ def fit_reranker(features: list[np.ndarray], labels: list[np.ndarray], l2: float
 
 @dataclass
 class Ranker:
-    """The served re-ranker: the listwise linear score plus the trees' log-odds. Out of fold the
-    sum beat either alone on both sets and handed off more out-of-scope questions than the
-    trees alone at the same share answered (the linear score ranks them low; trees, fitted on
-    answerable questions only, are over-sure of some)."""
+    """The served re-ranker: the listwise linear score plus the trees' log-odds. Out of fold on
+    the same candidates (recall@1 / @5): guides 0.865 / 0.956 linear, 0.875 / 0.983 trees,
+    0.889 / 0.987 both; NCP 0.191 / 0.351, 0.186 / 0.362, 0.200 / 0.353. Trees alone, fitted on
+    answerable questions only, were sure of more out-of-scope questions (81% handed off
+    against 89% at the same share answered)."""
     linear: Reranker
     trees: ranking.Trees | None
 
@@ -123,13 +124,17 @@ class Ranker:
         s = self.linear.score(features)
         return s + self.trees.score(features) if self.trees is not None else s
 
+    def linear_score(self, features: np.ndarray) -> np.ndarray:
+        """What the confidence reads (ranking.RankingModel.linear_score)."""
+        return self.linear.score(features)
+
 
 def fit_ranker(features: list[np.ndarray], labels: list[np.ndarray]) -> Ranker:
     return Ranker(fit_reranker(features, labels), fit_trees(features, labels))
 
 
-# Chosen out of fold among four settings (100-300 trees, 7-31 leaves): this one was best or tied
-# on both sets. No early stopping: its validation split is random, and a refit must be repeatable.
+# Chosen out of fold among four settings (100-300 trees, 7-31 leaves), measured with the
+# features then under test: this one was best or tied on both sets. No early stopping: its validation split is random, and a refit must be repeatable.
 TREES = {"max_iter": 200, "learning_rate": 0.05, "max_leaf_nodes": 15, "min_samples_leaf": 50}
 
 

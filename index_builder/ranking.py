@@ -4,8 +4,8 @@
   towards the passages that answer it (the passages are left as the encoder made them, so an
   index never has to be rebuilt when the adapter is refitted);
 - a re-ranker over features a CPU computes in microseconds per candidate (dense and BM25
-  scores normalised per query, how much of the query's rare vocabulary and of its character
-  bigrams and trigrams a passage holds, title and keyword match, whether the passage is the
+  scores normalised per query, how much of the query's rare vocabulary a passage holds, title
+  and keyword match, whether the passage is the
   section the question asks for, whether it has the shape of the answer asked for (a date, an
   amount, a phone number …: answer_types), length). Its score is a linear one fitted listwise
   plus a boosted tree ensemble's log-odds, the trees stored as arrays and walked with numpy;
@@ -32,8 +32,7 @@ from . import answer_types
 MODES = ("hybrid", "fusion", "dense", "bm25")
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 FEATURES = ("dense", "dense_z", "bm25_z", "bm25_n", "coverage", "rare_coverage", "title_match",
-            "section_cue", "log_len", "is_faq", "is_policy", "bigram_coverage", "trigram_coverage",
-            "passage_bigram_coverage", *(f"type_{name}" for name in answer_types.NAMES))
+            "section_cue", "log_len", "is_faq", "is_policy", *(f"type_{name}" for name in answer_types.NAMES))
 CONF_FEATURES = ("top_score", "margin", "top_dense", "top_coverage")
 THRESHOLD_ENV = "ASSISTANT_CONFIDENCE_THRESHOLD"
 
@@ -82,17 +81,15 @@ class Candidates:
 
 def candidate_features(dense: np.ndarray, bm25: np.ndarray, coverage: np.ndarray, rare: np.ndarray,
                        title: np.ndarray, cue: np.ndarray, length: np.ndarray, kinds: list[str],
-                       text: np.ndarray, types: np.ndarray) -> np.ndarray:
-    """FEATURES, a row per candidate. `text`: (n, 3) character n-gram coverages
-    (overlap.gram_coverage); `types`: (n, len(answer_types.NAMES)) answer_types.match."""
+                       types: np.ndarray) -> np.ndarray:
+    """FEATURES, a row per candidate; `types`: (n, len(answer_types.NAMES)) answer_types.match."""
     bmax = float(bm25.max()) if len(bm25) else 0.0
     cols = [dense, zscore(dense), zscore(bm25), bm25 / bmax if bmax > 0 else bm25, coverage, rare, title,
             cue, np.log1p(length), np.array([k == "faq" for k in kinds], np.float32),
             np.array([k == "policy" for k in kinds], np.float32)]
     base = np.stack([np.asarray(c, np.float32) for c in cols], axis=1)
     n = len(base)
-    return np.hstack([base, np.asarray(text, np.float32).reshape(n, 3),
-                      np.asarray(types, np.float32).reshape(n, len(answer_types.NAMES))])
+    return np.hstack([base, np.asarray(types, np.float32).reshape(n, len(answer_types.NAMES))])
 
 
 @dataclass
@@ -178,8 +175,14 @@ class RankingModel:
 
     def rerank(self, features: np.ndarray) -> np.ndarray:
         """The linear score, plus the trees' log-odds when the model has trees."""
-        score = linear(features, self.mean, self.scale, self.weights, self.bias)
+        score = self.linear_score(features)
         return score + self.trees.score(features) if self.trees is not None else score
+
+    def linear_score(self, features: np.ndarray) -> np.ndarray:
+        """What the confidence reads (its top score and margin): the trees order the candidates,
+        but their log-odds, fitted on answerable questions only, are over-sure of short
+        fragments that share a word with a passage ("一年多少钱" -> a 一年级 FAQ)."""
+        return linear(features, self.mean, self.scale, self.weights, self.bias)
 
     def confidence(self, conf_features: np.ndarray) -> float:
         return probability(self.conf_weights, self.conf_bias, conf_features)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import answer_types, dense, overlap, ranking
+from . import answer_types, dense, ranking
 from .aspects import ASPECT_SECTION, asked_aspect
 from .bm25 import BM25
 from .builder import BM25_FILE, FAISS_FILE, FORMAT_VERSION, MANIFEST, PASSAGES, USERDICT
@@ -138,7 +138,7 @@ class Retriever:
         self._superseded = {i: p.meta["superseded_by"] for i, p in enumerate(self.passages)
                             if p.meta.get("superseded_by")}
         self._title_tokens: dict[str, frozenset[str]] = {}
-        self._text_form: dict[int, tuple[str, int, tuple[bool, ...]]] = {}  # filled as passages are met
+        self._shapes: dict[int, tuple[bool, ...]] = {}  # filled as passages are met
         self._mean: np.ndarray | None = None
         self.query_correction = query_correction_enabled()
         self._corrector: SoundAlikeCorrector | None = None
@@ -296,16 +296,18 @@ class Retriever:
         elif mode == "bm25":
             final = b
         elif mode == "hybrid" and self.model is not None:
-            final = self.model.rerank(self.candidates(query, ids, d, b).features)
+            features = self.candidates(query, ids, d, b).features
+            final = self.model.rerank(features)
         else:
             final = ranking.fuse(d, b)
+        judged = self.model.linear_score(features) if mode == "hybrid" and self.model is not None else final
         final = self._newer_first(ids, final, query.text)
         order = np.argsort(-final, kind="stable")
         # Shown scores are 0..1 within this query's candidates (the dialogue compares gaps).
         lo, hi = float(final.min()), float(final.max())
         shown = (final - lo) / (hi - lo) if hi > lo else np.ones_like(final)
         hits = [Hit(self.passages[ids[j]], float(shown[j]), float(d[j]), float(b[j]), int(ids[j])) for j in order[:k]]
-        conf = self.confidence_features(query, ids, final, d, order, mode) if with_confidence else None
+        conf = self.confidence_features(query, ids, judged, d, order, mode) if with_confidence else None
         return hits, conf
 
     def _newer_first(self, ids: np.ndarray, final: np.ndarray, text: str) -> np.ndarray:
@@ -335,7 +337,8 @@ class Retriever:
 
     def confidence_features(self, query: "Query", ids: np.ndarray, final: np.ndarray, d: np.ndarray,
                             order: np.ndarray, mode: str) -> np.ndarray:
-        """ranking.CONF_FEATURES of a ranked candidate list (`order` sorts `final` best first)."""
+        """ranking.CONF_FEATURES of a ranked candidate list: `order` is the ranking, best first;
+        `final` the scores the confidence reads (the model's linear score when there is one)."""
         top = order[0]
         top_doc = self.passages[ids[top]].doc_id
         rival = next((j for j in order[1:] if self.passages[ids[j]].doc_id != top_doc), None)
@@ -367,26 +370,20 @@ class Retriever:
             if names and content:
                 title[j] = len(content & names) / len(content)
             cue[j] = float(asked is not None and p.section == asked)
-        question = overlap.bare(query.text)
-        asked = answer_types.asked_types(query.text)
-        text = np.zeros((len(ids), 3), np.float32)
+        wanted = answer_types.asked_types(query.text)
         types = np.zeros((len(ids), len(answer_types.NAMES)), np.float32)
-        for j, i in enumerate(ids.tolist()):
-            bare, bigrams, shape = self._form(i)
-            text[j] = overlap.gram_coverage(question, bare, bigrams)
-            types[j] = answer_types.match(asked, shape)
-        feats = ranking.candidate_features(d, b, coverage, rare, title, cue, self._length[ids], kinds, text, types)
+        if any(wanted):
+            for j, i in enumerate(ids.tolist()):
+                types[j] = answer_types.match(wanted, self._shape(i))
+        feats = ranking.candidate_features(d, b, coverage, rare, title, cue, self._length[ids], kinds, types)
         return ranking.Candidates(ids, feats)
 
-    def _form(self, i: int) -> tuple[str, int, tuple[bool, ...]]:
-        """A passage's bare text, its count of distinct bigrams and its answer shape, computed
-        the first time the passage is a candidate."""
-        form = self._text_form.get(i)
-        if form is None:
-            text = self.passages[i].text
-            bare = overlap.bare(text)
-            form = self._text_form[i] = (bare, len(overlap.grams(bare, 2)), answer_types.shape(text))
-        return form
+    def _shape(self, i: int) -> tuple[bool, ...]:
+        """A passage's answer shape (answer_types.shape), computed the first time it is needed."""
+        shape = self._shapes.get(i)
+        if shape is None:
+            shape = self._shapes[i] = answer_types.shape(self.passages[i].text)
+        return shape
 
     def _names(self, p: Passage) -> frozenset[str]:
         """Tokens of what a document is called: its title and keywords (none for a FAQ row

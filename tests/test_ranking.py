@@ -8,7 +8,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from index_builder import answer_types, learning, overlap, ranking
+from index_builder import answer_types, learning, ranking
 from index_builder.bm25 import BM25
 from index_builder.builder import build_index
 from index_builder.knowledge import KnowledgeError
@@ -94,26 +94,9 @@ def test_reranker_features_on_a_hand_checked_case(counting_retriever):
     cov = [sum(w for t, w in weight.items() if r.bm25.contains(t, np.array([i]))[0]) / sum(weight.values())
            for i in ids]
     assert c.column("coverage").tolist() == pytest.approx(cov, abs=1e-5)
-    # character n-grams: the question's bare text against each passage's
-    bare_q = overlap.bare(q.text)
-    for j, i in enumerate(ids.tolist()):
-        text = overlap.bare(r.passages[i].text)
-        q2 = {bare_q[k:k + 2] for k in range(len(bare_q) - 1)}
-        assert c.column("bigram_coverage")[j] == pytest.approx(sum(g in text for g in q2) / len(q2))
     # "要带什么材料" asks for no date, amount or phone: those type features are 0 on every passage
     for name in ("date", "amount", "phone"):
         assert c.column(f"type_{name}").tolist() == [0.0, 0.0, 0.0]
-
-
-def test_character_ngram_coverage_by_hand():
-    q = overlap.bare("医保，延期到何时？")  # 医保延期到何时: bigrams 医保 保延 延期 期到 到何 何时
-    p = overlap.bare("医保缴费延期到6月底。")  # 医保缴费延期到6月底
-    assert q == "医保延期到何时" and p == "医保缴费延期到6月底"
-    b2, b3, pb = overlap.gram_coverage(q, p, len(overlap.grams(p, 2)))
-    assert b2 == pytest.approx(3 / 6)  # 医保 延期 期到
-    assert b3 == pytest.approx(1 / 5)  # 延期到
-    assert pb == pytest.approx(3 / 9)  # of 医保 保缴 缴费 费延 延期 期到 到6 6月 月底
-    assert overlap.gram_coverage("", p, 9) == (0.0, 0.0, 0.0)
 
 
 @pytest.mark.parametrize("question,asked", [
@@ -178,6 +161,9 @@ def test_trees_learn_an_interaction_and_score_like_sklearn(tmp_path):
     assert again.trees is not None
     assert np.allclose(again.rerank(feats), feats[:, 2] + 0.5 + trees.score(feats), atol=1e-5)
     assert np.allclose(both.score(feats), again.rerank(feats), atol=1e-5)
+    # the confidence reads the linear part only
+    assert np.allclose(again.linear_score(feats), feats[:, 2] + 0.5, atol=1e-5)
+    assert np.allclose(both.linear_score(feats), again.linear_score(feats), atol=1e-5)
 
 
 def test_trees_fit_is_repeatable():
