@@ -35,6 +35,17 @@ def handed_off(r: Retriever, questions: list[str], mode: str) -> float:
     return float(np.mean([not r.search(q, mode=mode).confident for q in questions]))
 
 
+def held_out_confidence(r: Retriever, queries) -> dict:
+    """The served confidence on questions it was never fitted on: how many are answered and how
+    many of those have the right top document."""
+    results = [r.search(q.query, k=5) for q in queries]
+    answered = np.array([res.confident for res in results])
+    right = np.array([bool(res.hits) and res.hits[0].passage.doc_id in q.expected for res, q in zip(results, queries)])
+    return {"threshold": r.threshold, "answered": round(float(answered.mean()), 3),
+            "right_when_answered": round(float(right[answered].mean()), 3) if answered.any() else None,
+            "top_right": round(float(right.mean()), 3)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--cv", action="store_true", help="cross-validate again instead of reading the model's record")
@@ -71,6 +82,8 @@ def main() -> None:
     # (In-sample for these questions: the out-of-fold figure is the confidence table's.)
     print(json.dumps({"set": f"out of scope ({len(oos)}, in sample)", "mode": "hybrid+rerank",
                       "handed_off": round(handed_off(kb, oos, "hybrid"), 3)}, ensure_ascii=False))
+    print(json.dumps({"confidence (held out, shipped model)": "citizen",
+                      **held_out_confidence(kb, load_queries(GUIDES_HELDOUT))}, ensure_ascii=False))
     if oof is None:
         for key in ("guides", "ncp"):
             print(json.dumps({"confidence (out of fold, recorded)": key, **model.meta["oof"][key]["oof_confidence"]}))
