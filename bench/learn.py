@@ -140,8 +140,7 @@ def fit_stage2(sets, cands: dict, rows: dict[str, np.ndarray]):
             continue
         for i in rows[s.name]:
             if i in cands[s.name]:
-                feats = cands[s.name][i][1]
-                _, x, right = ranked(s, i, cands[s.name][i], reranker.score(feats), reranker.linear_score(feats))
+                _, x, right = ranked(s, i, cands[s.name][i], *reranker.scores(cands[s.name][i][1]))
                 conf_x.append(x)
                 conf_y.append(right and bool(s.expected[i]))
     return reranker, learning.fit_confidence(np.array(conf_x), np.array(conf_y))
@@ -163,7 +162,7 @@ def cross_validate(sets: tuple[DevSet, ...], k: int) -> tuple[dict, dict]:
             cands = candidates(s, adapter, test[s.name])
             outer[s.name].update(cands)
             for i, c in cands.items():
-                rank, x, right = ranked(s, i, c, reranker.score(c[1]), reranker.linear_score(c[1]))
+                rank, x, right = ranked(s, i, c, *reranker.scores(c[1]))
                 o = oof[s.name]
                 o["rank"][i], o["right"][i] = rank, right and bool(s.expected[i])
                 o["conf"][i] = ranking.probability(conf[0], conf[1], x)

@@ -121,8 +121,12 @@ class Ranker:
     trees: ranking.Trees | None
 
     def score(self, features: np.ndarray) -> np.ndarray:
-        s = self.linear.score(features)
-        return s + self.trees.score(features) if self.trees is not None else s
+        return self.scores(features)[0]
+
+    def scores(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(the ranking score, the linear score), as ranking.RankingModel.scores."""
+        lin = self.linear.score(features)
+        return ranking.with_trees(lin, self.trees, features), lin
 
     def linear_score(self, features: np.ndarray) -> np.ndarray:
         """What the confidence reads (ranking.RankingModel.linear_score)."""
@@ -134,7 +138,8 @@ def fit_ranker(features: list[np.ndarray], labels: list[np.ndarray]) -> Ranker:
 
 
 # Chosen out of fold among four settings (100-300 trees, 7-31 leaves), measured with the
-# features then under test: this one was best or tied on both sets. No early stopping: its validation split is random, and a refit must be repeatable.
+# features then under test: this one was best or tied on both sets. No early stopping: its
+# validation split is random, and a refit must be repeatable.
 TREES = {"max_iter": 200, "learning_rate": 0.05, "max_leaf_nodes": 15, "min_samples_leaf": 50}
 
 

@@ -92,6 +92,11 @@ def candidate_features(dense: np.ndarray, bm25: np.ndarray, coverage: np.ndarray
     return np.hstack([base, np.asarray(types, np.float32).reshape(n, len(answer_types.NAMES))])
 
 
+def with_trees(linear_scores: np.ndarray, trees: "Trees | None", features: np.ndarray) -> np.ndarray:
+    """The re-ranker's score: the linear score, plus the trees' log-odds when there are trees."""
+    return linear_scores + trees.score(features) if trees is not None else linear_scores
+
+
 @dataclass
 class Trees:
     """A boosted tree ensemble (fitted by sklearn's HistGradientBoostingClassifier, see
@@ -126,23 +131,15 @@ class Trees:
     def score(self, features: np.ndarray) -> np.ndarray:
         x = np.asarray(features, np.float64)
         n, width = x.shape
-        if np.isnan(x).any():
-            return self._score_missing(x)
+        missing = bool(np.isnan(x).any())  # NaN goes where sklearn sent missing values
         flat = x.ravel()
         offset = (np.arange(n) * width)[None, :]
         node = np.repeat(self.roots[:, None], n, axis=1)  # (trees, rows): every tree walked at once
         for _ in range(self._depth):
-            go_left = flat[offset + self._feature[node]] <= self._threshold[node]
-            node = np.where(go_left, self._left[node], self._right[node])
-        return self.baseline + self.value[node].sum(axis=0)
-
-    def _score_missing(self, x: np.ndarray) -> np.ndarray:
-        """The same walk where a feature may be NaN (it goes where sklearn sent missing values)."""
-        rows = np.arange(len(x))[None, :]
-        node = np.repeat(self.roots[:, None], len(x), axis=1)
-        for _ in range(self._depth):
-            v = x[rows, self._feature[node]]
-            go_left = np.where(np.isnan(v), self.missing_left[node], v <= self._threshold[node])
+            v = flat[offset + self._feature[node]]
+            go_left = v <= self._threshold[node]
+            if missing:
+                go_left = np.where(np.isnan(v), self.missing_left[node], go_left)
             node = np.where(go_left, self._left[node], self._right[node])
         return self.baseline + self.value[node].sum(axis=0)
 
@@ -174,9 +171,12 @@ class RankingModel:
         return adapt(q, self.adapter)
 
     def rerank(self, features: np.ndarray) -> np.ndarray:
-        """The linear score, plus the trees' log-odds when the model has trees."""
-        score = self.linear_score(features)
-        return score + self.trees.score(features) if self.trees is not None else score
+        return self.scores(features)[0]
+
+    def scores(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(the ranking score, the linear score the confidence reads), the linear one computed once."""
+        lin = self.linear_score(features)
+        return with_trees(lin, self.trees, features), lin
 
     def linear_score(self, features: np.ndarray) -> np.ndarray:
         """What the confidence reads (its top score and margin): the trees order the candidates,

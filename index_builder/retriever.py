@@ -291,16 +291,11 @@ class Retriever:
 
     def _rank(self, ids: np.ndarray, d: np.ndarray, b: np.ndarray, mode: str, k: int,
               query: "Query", with_confidence: bool = False) -> tuple[list[Hit], np.ndarray | None]:
-        if mode == "dense":
-            final = d
-        elif mode == "bm25":
-            final = b
-        elif mode == "hybrid" and self.model is not None:
-            features = self.candidates(query, ids, d, b).features
-            final = self.model.rerank(features)
+        if mode == "hybrid" and self.model is not None:
+            final, judged = self.model.scores(self.candidates(query, ids, d, b).features)
         else:
-            final = ranking.fuse(d, b)
-        judged = self.model.linear_score(features) if mode == "hybrid" and self.model is not None else final
+            final = d if mode == "dense" else b if mode == "bm25" else ranking.fuse(d, b)
+            judged = final  # without a model the confidence reads the ranking's own scores
         final = self._newer_first(ids, final, query.text)
         order = np.argsort(-final, kind="stable")
         # Shown scores are 0..1 within this query's candidates (the dialogue compares gaps).
