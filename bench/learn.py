@@ -5,7 +5,10 @@ Dev data only: the guide questions (knowledge_base/eval/questions.tsv) over the 
 index with the out-of-scope questions (out_of_scope.txt, out_of_scope_near.txt); the same
 index's questions told as situations (questions_situations.tsv) with out-of-scope ones told
 the same way (out_of_scope_situations.txt); the 1,000 NCP dev questions over the whole
-4,677-answer NCP corpus. 5 folds grouped by expected answer: every figure
+4,677-answer NCP corpus; the policy questions (bench/data/policy_questions.tsv) over the 40
+Shanghai documents served beside the bundled base, so that the fit sees questions a policy
+document answers and not only guide questions. 5 folds grouped by expected answer (for the
+policy questions: by document): every figure
 printed for "oof" comes from a model that never saw that question nor its answer as a
 positive. questions_citizen.tsv is never fitted on; it is scored by the final model only.
 
@@ -28,11 +31,12 @@ from index_builder import learning, ranking
 from index_builder.evaluate import first_hit_rank, load_queries, metrics
 from index_builder.retriever import Query, Retriever
 
-from .corpora import (GUIDES_HELDOUT, GUIDES_QUERIES, NCP_QUERIES, OUT_OF_SCOPE, OUT_OF_SCOPE_SITUATIONS, SITUATIONS,
-                      guide_index, ncp_index, out_of_scope)
+from .corpora import (GUIDES_HELDOUT, GUIDES_QUERIES, NCP_QUERIES, OUT_OF_SCOPE, OUT_OF_SCOPE_SITUATIONS,
+                      POLICY_QUESTIONS, SITUATIONS, guide_index, ncp_index, out_of_scope, policy_index,
+                      policy_questions)
 
 ROOT = Path(__file__).resolve().parent.parent
-ADAPTER_SETS = ("guides", "situations", "ncp")  # the adapter learns from every set's questions
+ADAPTER_SETS = ("guides", "situations", "ncp", "policies")  # the adapter learns from every set's questions
 # the confidence and its threshold are fitted on the assistant's own corpus, asked both ways
 CONFIDENCE_SETS = ("guides", "situations")
 CACHE = ROOT / "build" / "bench" / "cache"
@@ -80,7 +84,14 @@ def dev_sets() -> tuple[DevSet, ...]:
         out.append(DevSet(name, kb, prepared(kb, [q.query for q in qs] + oos, name),
                           [q.expected for q in qs] + [frozenset()] * len(oos)))
     nq = load_queries(NCP_QUERIES)
-    return (*out, DevSet("ncp", ncp, prepared(ncp, [q.query for q in nq], "ncp"), [q.expected for q in nq]))
+    out.append(DevSet("ncp", ncp, prepared(ncp, [q.query for q in nq], "ncp"), [q.expected for q in nq]))
+    # Without these every positive in the fit is a guide or an FAQ row, and questions told as
+    # situations learned to prefer a guide over the policy document that answers them.
+    policies = Retriever(policy_index(), model=None)
+    pq = policy_questions()
+    out.append(DevSet("policies", policies, prepared(policies, [q["question"] for q in pq], "policies"),
+                      [frozenset([q["doc_id"]]) for q in pq]))
+    return tuple(out)
 
 
 def candidates(s: DevSet, adapter: np.ndarray | None, which: np.ndarray | None = None) -> dict:
@@ -216,10 +227,10 @@ def main() -> None:
     if not args.no_write:
         meta = {"fitted": dt.date.today().isoformat(), "fitted_by": "python -m bench.learn",
                 "dev_data": [str(GUIDES_QUERIES.relative_to(ROOT)), str(SITUATIONS.relative_to(ROOT)),
-                             "../shared/eval/ncp_dev_queries.tsv",
+                             "../shared/eval/ncp_dev_queries.tsv", str(POLICY_QUESTIONS.relative_to(ROOT)),
                              *[str(p.relative_to(ROOT)) for p in (*OUT_OF_SCOPE, OUT_OF_SCOPE_SITUATIONS)]],
                 "held_out_never_fitted": str(GUIDES_HELDOUT.relative_to(ROOT)),
-                "oof": {k: v for k, v in report.items() if k in ("guides", "situations", "ncp", "confidence_sets")},
+                "oof": {k: v for k, v in report.items() if k in (*ADAPTER_SETS, "confidence_sets")},
                 "adapter": {"l2": learning.ADAPTER_L2, "temperature": learning.ADAPTER_TEMPERATURE,
                             "epochs": learning.ADAPTER_EPOCHS},
                 "reranker": {"kind": "linear (listwise) + boosted trees (sklearn HistGradientBoostingClassifier)",

@@ -13,7 +13,6 @@ page, p50/p95 latency (query encoding included), and the index build time from s
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import shutil
@@ -25,18 +24,9 @@ import numpy as np
 from index_builder.builder import build_index
 from index_builder.retriever import Retriever
 
-from .corpora import POLICIES, POLICY_QUESTIONS, ROOT, policy_index
+from .corpora import POLICIES, ROOT, policy_index, policy_questions
 
 K = 5
-
-
-def load_questions(path: Path = POLICY_QUESTIONS) -> list[dict[str, str]]:
-    with path.open(encoding="utf-8", newline="") as fh:
-        rows = list(csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE))
-    for n, row in enumerate(rows, 2):
-        if not row.get("question") or not row.get("doc_id") or not row.get("locator"):
-            raise ValueError(f"{path}:{n}: question, doc_id and locator are required")
-    return rows
 
 
 def locator_keys(locator: str) -> tuple[str, ...]:
@@ -118,7 +108,7 @@ def main() -> None:
     ap.add_argument("--misses", type=int, default=0, help="show up to N questions missed at passage recall@5")
     ap.add_argument("--no-build-time", action="store_true", help="skip the from-scratch build timing")
     args = ap.parse_args()
-    questions = load_questions()
+    questions = policy_questions()
     print(json.dumps({"cores": os.cpu_count(), "documents": str(POLICIES), "questions": len(questions)}, ensure_ascii=False))
     rows = []
     for name, with_guides in (("documents + bundled guides", True), ("documents alone", False)):
