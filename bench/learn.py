@@ -34,6 +34,7 @@ from index_builder.retriever import Query, Retriever
 from .corpora import (GUIDES_HELDOUT, GUIDES_QUERIES, NCP_QUERIES, OUT_OF_SCOPE, OUT_OF_SCOPE_SITUATIONS,
                       POLICY_QUESTIONS, SITUATIONS, guide_index, ncp_index, out_of_scope, policy_index,
                       policy_questions)
+from .policies import locator_keys, passage_matches
 
 ROOT = Path(__file__).resolve().parent.parent
 ADAPTER_SETS = ("guides", "situations", "ncp", "policies")  # the adapter learns from every set's questions
@@ -48,13 +49,24 @@ class DevSet:
     retriever: Retriever
     queries: list[Query]  # prepared with raw vectors
     expected: list[frozenset[str]]  # empty: out of scope
+    # the passages that answer each question, where that is finer than its whole document
+    # (the article of a policy); None: every passage of an expected document
+    answering: list[frozenset[int] | None] | None = None
 
     def groups(self) -> list[str]:
         """What folds are grouped by: the expected answer (each out-of-scope question alone)."""
         return ["|".join(sorted(e)) if e else f"oos:{q.text}" for q, e in zip(self.queries, self.expected)]
 
     def positives(self, i: int) -> np.ndarray:
-        return np.array([j for d in self.expected[i] for j in self.retriever._by_doc.get(d, [])], dtype=np.int64)
+        fine = self.answering[i] if self.answering else None
+        return np.array(sorted(fine) if fine else [j for d in self.expected[i] for j in self.retriever._by_doc.get(d, [])],
+                        dtype=np.int64)
+
+    def labels(self, i: int, ids: np.ndarray) -> np.ndarray:
+        fine = self.answering[i] if self.answering else None
+        if fine:
+            return np.array([j in fine for j in ids.tolist()], dtype=np.int64)
+        return np.array([self.retriever.passages[j].doc_id in self.expected[i] for j in ids], dtype=np.int64)
 
 
 def prepared(r: Retriever, texts: list[str], tag: str) -> list[Query]:
@@ -90,20 +102,27 @@ def dev_sets() -> tuple[DevSet, ...]:
     policies = Retriever(policy_index(), model=None)
     pq = policy_questions()
     out.append(DevSet("policies", policies, prepared(policies, [q["question"] for q in pq], "policies"),
-                      [frozenset([q["doc_id"]]) for q in pq]))
+                      [frozenset([q["doc_id"]]) for q in pq], [answering(policies, q) for q in pq]))
     return tuple(out)
+
+
+def answering(r: Retriever, question: dict[str, str]) -> frozenset[int] | None:
+    """The passages of a policy question's document that hold its article or heading (a
+    document's passages are not all answers, as a guide's are); None when none is found."""
+    keys = locator_keys(question["locator"])
+    found = frozenset(j for j in r._by_doc.get(question["doc_id"], []) if passage_matches(r.passages[j].meta, keys))
+    return found or None
 
 
 def candidates(s: DevSet, adapter: np.ndarray | None, which: np.ndarray | None = None) -> dict:
     """Per question (all, or those in `which`): (candidate ids, features, labels, dense)."""
     out = {}
     for i in (range(len(s.queries)) if which is None else which.tolist()):
-        q, exp = s.queries[i], s.expected[i]
+        q = s.queries[i]
         ids, d, b = s.retriever.gather(q.tokens, ranking.adapt(q.vector, adapter))
         if len(ids):
             feats = s.retriever.candidates(q, ids, d, b).features
-            labels = np.array([s.retriever.passages[j].doc_id in exp for j in ids], dtype=np.int64)
-            out[i] = (ids, feats, labels, d)
+            out[i] = (ids, feats, s.labels(i, ids), d)
     return out
 
 

@@ -8,6 +8,10 @@ recall@1/5 by document and by passage (the hit's article or heading path matches
 expected), MRR, the share of answers whose citation carries an article, heading number or
 page, p50/p95 latency (query encoding included), and the index build time from scratch.
 
+The ranking model is fitted on these questions too (bench/learn.py), so the figures of the
+shipped model are not out of sample; the out-of-fold ones that `make learn` recorded for them
+(folds grouped by document: no question on that document was fitted on) are printed after them.
+
     python -m bench.policies [--by-persona] [--misses N]
 """
 from __future__ import annotations
@@ -103,6 +107,13 @@ def build_seconds() -> tuple[float, int]:
     return round(time.perf_counter() - start, 1), report.passages
 
 
+def out_of_fold(retriever: Retriever) -> dict | None:
+    """Document recall of these questions as `make learn` recorded it out of fold, or None."""
+    model = retriever.model
+    oof = (model.meta.get("oof") or {}).get("policies") if model is not None else None
+    return oof.get("oof_hybrid+rerank") if oof else None
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--misses", type=int, default=0, help="show up to N questions missed at passage recall@5")
@@ -116,6 +127,9 @@ def main() -> None:
         row = {"index": name, "passages": len(retriever.passages), **run(retriever, questions, args.misses)}
         rows.append(row)
         print(json.dumps(row, ensure_ascii=False))
+        if with_guides:
+            print(json.dumps({"documents + bundled guides, out of fold (make learn)": out_of_fold(retriever)},
+                             ensure_ascii=False))
     if not args.no_build_time:
         seconds, passages = build_seconds()
         print(json.dumps({"build_from_scratch_s": seconds, "passages": passages}))
