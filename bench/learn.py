@@ -138,6 +138,15 @@ def ranked(s: DevSet, i: int, cand, scores: np.ndarray, judged: np.ndarray | Non
     return (first_hit_rank(docs, s.expected[i]) if s.expected[i] else None), conf, bool(labels[order[0]])
 
 
+def passage_rank(s: DevSet, i: int, ids: np.ndarray, scores: np.ndarray) -> int | None:
+    """Rank of the first passage that answers question i (its article), for sets that know it."""
+    fine = s.answering[i] if s.answering else None
+    if not fine:
+        return None
+    hits = [n for n, j in enumerate(np.argsort(-scores, kind="stable"), 1) if int(ids[j]) in fine]
+    return hits[0] if hits else None
+
+
 def fit_adapter_on(sets: tuple[DevSet, ...], rows: dict[str, np.ndarray]) -> np.ndarray:
     """The adapter fitted on the given questions of each set (out-of-scope ones carry no answer)."""
     return learning.fit_adapter([learning.AdapterSet(
@@ -179,7 +188,8 @@ def fit_stage2(sets, cands: dict, rows: dict[str, np.ndarray]):
 def cross_validate(sets: tuple[DevSet, ...], k: int) -> tuple[dict, dict]:
     folds = {s.name: learning.grouped_folds(s.groups(), k) for s in sets}
     oof = {s.name: {"rank": [None] * len(s.queries), "conf": np.zeros(len(s.queries)),
-                    "right": np.zeros(len(s.queries), bool), "adapter_rank": [None] * len(s.queries)} for s in sets}
+                    "right": np.zeros(len(s.queries), bool), "adapter_rank": [None] * len(s.queries),
+                    "passage_rank": [None] * len(s.queries)} for s in sets}
     outer: dict[str, dict] = {s.name: {} for s in sets}  # each question's candidates from the adapter of its fold
     for f in range(k):
         train = {s.name: np.where(folds[s.name] != f)[0] for s in sets}
@@ -192,8 +202,10 @@ def cross_validate(sets: tuple[DevSet, ...], k: int) -> tuple[dict, dict]:
             cands = candidates(s, adapter, test[s.name])
             outer[s.name].update(cands)
             for i, c in cands.items():
-                rank, x, right = ranked(s, i, c, *reranker.scores(c[1]))
+                scores = reranker.scores(c[1])
+                rank, x, right = ranked(s, i, c, *scores)
                 o = oof[s.name]
+                o["passage_rank"][i] = passage_rank(s, i, c[0], scores[0])
                 o["rank"][i], o["right"][i] = rank, right and bool(s.expected[i])
                 o["conf"][i] = ranking.probability(conf[0], conf[1], x)
                 o["adapter_rank"][i] = ranked(s, i, c, c[3])[0] if s.expected[i] else None
@@ -233,6 +245,8 @@ def main() -> None:
         report[s.name] = {"oof_hybrid+rerank": metrics(ranks, []),
                           "oof_dense+adapter": metrics([r for r, a in zip(o["adapter_rank"], ans) if a], []),
                           "oof_confidence": learning.confidence_table(o["conf"], o["right"], ans, threshold)}
+        if s.answering:  # the article, not only the document
+            report[s.name]["oof_passage"] = metrics([r for r, a in zip(o["passage_rank"], ans) if a], [])
         for m in report[s.name].values():
             for key in ("p50_ms", "p95_ms"):
                 m.pop(key, None)

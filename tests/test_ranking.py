@@ -327,3 +327,34 @@ def test_rebuild_reuses_the_terms_of_unchanged_passages(kb_dir, tmp_path, monkey
     b = Retriever(fresh, encoder=CountingEncoder(), model=None)
     for q in ("新增说明", "结婚登记要带什么材料", "营业执照"):
         assert np.allclose(a.bm25.scores(a.tokenizer.tokens(q)), b.bm25.scores(b.tokenizer.tokens(q)))
+
+
+def test_policy_questions_are_fitted_on_their_article_guides_on_the_whole_guide(kb_dir, tmp_path):
+    """bench.learn labels the passages of a policy question's article as its answers, not its
+    whole document (and falls back to the document when no passage carries the article);
+    a guide question keeps every passage of its guide."""
+    from bench.learn import DevSet, answering
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "yejian.md").write_text("# 上海市建设工程夜间施工管理办法\n第一条 为了规范夜间施工，制定本办法。\n"
+                                    "第二条 夜间施工应当提前3个工作日申请。\n第三条 违反本办法的，处以罚款。\n",
+                                    encoding="utf-8")
+    build_index(kb_dir, tmp_path / "index", CountingEncoder(), progress=False, extra=(docs,))
+    r = Retriever(tmp_path / "index", encoder=CountingEncoder(), model=None)
+    article = [j for j, p in enumerate(r.passages) if p.doc_id == "yejian" and p.section == "第二条"]
+    assert len(article) == 1
+    assert answering(r, {"doc_id": "yejian", "locator": "第二条"}) == frozenset(article)
+    assert answering(r, {"doc_id": "yejian", "locator": "第九条"}) is None  # no such article: whole document
+
+    guide = next(p.doc_id for p in r.passages if p.kind == "guide")
+    of_guide = sorted(r._by_doc[guide])
+    queries = [r.prepare("夜间施工要提前几天申请"), r.prepare("怎么办"), r.prepare("罚款")]
+    s = DevSet("mixed", r, queries, [frozenset(["yejian"]), frozenset([guide]), frozenset(["yejian"])],
+               [frozenset(article), None, None])
+    assert s.positives(0).tolist() == article
+    assert s.positives(1).tolist() == of_guide
+    assert len(s.positives(2)) == 3  # no article known: every passage of the document
+    ids = np.arange(len(r.passages))
+    assert np.flatnonzero(s.labels(0, ids)).tolist() == article
+    assert np.flatnonzero(s.labels(1, ids)).tolist() == of_guide
