@@ -388,7 +388,7 @@ class Retriever:
                 names: frozenset[str] = frozenset()
             else:
                 first = self.passages[self._by_doc[p.doc_id][0]]
-                names = frozenset(self.tokenizer.name_tokens(" ".join([p.title, *first.meta.get("keywords", [])])))
+                names = frozenset(self.tokenizer.tokens(" ".join([p.title, *first.meta.get("keywords", [])])))
             self._title_tokens[p.doc_id] = names
         return self._title_tokens[p.doc_id]
 

@@ -42,40 +42,5 @@ class Tokenizer:
         return out
 
 
-    def name_tokens(self, text: str) -> set[str]:
-        """The search-mode tokens of a name (a title, a keyword) that keep their meaning: those
-        that are whole words of the plain dictionary's cut, a run of them, or a word's ending
-        (its head: 公积金 in 住房公积金, 年级 in 一年级), but not a word's beginning or middle,
-        nor a pair straddling two words. "一年" in 小学一年级 is not a year, and 学报 in 小学报名
-        is no journal: matched against a question they made "一年交多少" look like the 小学一年级
-        guide's name."""
-        text = text.lower()
-        word_start, pos = {}, 0  # end of each plain word -> its start
-        for word in _base().cut(text, HMM=False):
-            word_start[pos + len(word)] = pos
-            pos += len(word)
-        starts = set(word_start.values())
-        out = set()
-        for tok in self.tokens(text):
-            for m in re.finditer(re.escape(tok), text):
-                s, e = m.start(), m.end()
-                if e in word_start and (s in starts or word_start[e] < s):
-                    out.add(tok)
-                    break
-        return out
-
-
-_BASE: jieba.Tokenizer | None = None
-
-
-def _base() -> jieba.Tokenizer:
-    """jieba's own dictionary, without any index's user terms (which are whole titles)."""
-    global _BASE
-    if _BASE is None:
-        _BASE = jieba.Tokenizer()
-        _BASE.initialize()
-    return _BASE
-
-
 def write_user_dictionary(terms: list[str], path: Path) -> None:
     path.write_text("".join(f"{t} 20000 n\n" for t in terms), encoding="utf-8")
