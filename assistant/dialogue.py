@@ -187,7 +187,12 @@ class Dialogue:
         scores = self.names.scores(self.names.name_tokens(content))
         mine = scores.get(doc_id, 0.0)
         rivals = {d for d, s in scores.items() if d != doc_id and s > mine}
-        return bool(rivals) and result.confident and bool(top) and top[0].passage.doc_id in rivals
+        if not (rivals and result.confident and top and top[0].passage.doc_id in rivals):
+            return False
+        # The guide in hand close behind the top one: a near tie goes to the topic of the
+        # conversation, not to a guide whose name shares a word ("一年能取几次" and 小学一年级).
+        floor = top[0].score - CLARIFY_SCORE_GAP
+        return not any(h.passage.doc_id == doc_id and h.score >= floor for h in top[1:3])
 
     def _ambiguous(self, text: str, result: SearchResult, content: list[str], mode: str = "fresh") -> list[str]:
         """Different guides among the best candidates that the message's words fit about

@@ -98,6 +98,32 @@ def test_naming_another_service_switches_and_keeps_the_aspect(dialogue):
     assert "离婚协议书" in switch.answer.text
 
 
+def test_a_near_tie_with_the_guide_in_context_stays_on_the_topic(dialogue):
+    """A follow-up whose words fit another guide's name better ("挂失" of 社保卡挂失和补换) leaves
+    the topic only when retrieval puts that guide clearly ahead; when the guide in context is
+    close behind, the topic in hand wins ("一年能取几次" had gone to the 小学一年级 guide)."""
+    from index_builder.retriever import Hit, SearchResult
+
+    r = dialogue.retriever
+    text = "挂失要多少钱"
+    content = dialogue.names.content_tokens(text)
+    assert not dialogue.names.phrase_docs(text)  # no name said whole: the words decide
+
+    def result(other_score: float) -> SearchResult:
+        first = {}
+        for i, p in enumerate(r.passages):
+            first.setdefault(p.doc_id, (i, p))
+        hits = [Hit(first["card-lost"][1], 1.0, 0.5, 5.0, first["card-lost"][0]),
+                Hit(first["card-new"][1], other_score, 0.5, 4.0, first["card-new"][0])]
+        return SearchResult(text, hits, confidence=0.9, threshold=0.5)
+
+    assert not dialogue._names_other(content, "card-new", text, result(0.9))  # close behind: stay
+    assert dialogue._names_other(content, "card-new", text, result(0.5))  # clearly behind: switch
+    unsure = result(0.5)
+    unsure.confidence = 0.1
+    assert not dialogue._names_other(content, "card-new", text, unsure)  # retrieval unsure: stay
+
+
 def test_a_new_complete_question_starts_afresh(dialogue):
     *_, fresh = talk(dialogue, "结婚登记怎么办", "要多久", "对了，开个小吃店要办什么许可证")
     assert fresh.answer.turn["doc_id"] == "restaurant"
