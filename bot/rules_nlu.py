@@ -78,6 +78,9 @@ EVIDENCE = {
     "start_company": r"(开|注册|成立|办|设立|创办|新开|想开|弄)[^，。？]{0,6}(公司|企业|店|个体|执照|工作室|厂)|一窗通|开办企业|"
                      r"开公司|创业|办个?执照|start",
     "bot_challenge": r"机器|機器|真人|AI|ai|人工智能|你是|是人|真的人|智能|程序|自动|chatbot|电脑",
+    # "走了" only as the speaker leaving: "我外婆上礼拜走了" is a death in the family, not goodbye
+    "goodbye": r"再见|再会|拜拜|^拜[!！。~～]*$|bye|88|回头见|回见|下次|改天|先这样|就这些|不聊|下线|告辞|晚安|结束|"
+               r"没事了|(^|我|先)走了",
 }
 _EVIDENCE = {intent: re.compile(pattern, re.I) for intent, pattern in EVIDENCE.items()}
 
