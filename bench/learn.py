@@ -57,13 +57,16 @@ class DevSet:
         """What folds are grouped by: the expected answer (each out-of-scope question alone)."""
         return ["|".join(sorted(e)) if e else f"oos:{q.text}" for q, e in zip(self.queries, self.expected)]
 
+    def fine(self, i: int) -> frozenset[int] | None:
+        return self.answering[i] if self.answering else None
+
     def positives(self, i: int) -> np.ndarray:
-        fine = self.answering[i] if self.answering else None
+        fine = self.fine(i)
         return np.array(sorted(fine) if fine else [j for d in self.expected[i] for j in self.retriever._by_doc.get(d, [])],
                         dtype=np.int64)
 
     def labels(self, i: int, ids: np.ndarray) -> np.ndarray:
-        fine = self.answering[i] if self.answering else None
+        fine = self.fine(i)
         if fine:
             return np.array([j in fine for j in ids.tolist()], dtype=np.int64)
         return np.array([self.retriever.passages[j].doc_id in self.expected[i] for j in ids], dtype=np.int64)
@@ -129,7 +132,8 @@ def candidates(s: DevSet, adapter: np.ndarray | None, which: np.ndarray | None =
 def ranked(s: DevSet, i: int, cand, scores: np.ndarray, judged: np.ndarray | None = None
            ) -> tuple[int | None, np.ndarray, bool]:
     """Rank of the expected doc, the confidence features (read from `judged`, the served
-    model's linear score, else from `scores`), whether the top doc is right."""
+    model's linear score, else from `scores`), whether the top passage is right (from its
+    document; for a policy question, from its article)."""
     ids, _, labels, d = cand
     order = np.argsort(-scores, kind="stable")
     docs = [s.retriever.passages[ids[j]].doc_id for j in order]
@@ -140,7 +144,7 @@ def ranked(s: DevSet, i: int, cand, scores: np.ndarray, judged: np.ndarray | Non
 
 def passage_rank(s: DevSet, i: int, ids: np.ndarray, scores: np.ndarray) -> int | None:
     """Rank of the first passage that answers question i (its article), for sets that know it."""
-    fine = s.answering[i] if s.answering else None
+    fine = s.fine(i)
     if not fine:
         return None
     hits = [n for n, j in enumerate(np.argsort(-scores, kind="stable"), 1) if int(ids[j]) in fine]
