@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from index_builder.normalize import is_meaningful, normalize
-from index_builder.retriever import Query, Retriever, SearchResult
+from index_builder.retriever import Hit, Query, Retriever, SearchResult
 
 from .answers import Answer, answer_from, ask_what, clarify, compose, section_menu, section_passage, unsure
 from index_builder.aspects import ASPECT_SECTION, DOCUMENT_WORDS, asked_aspect
@@ -191,8 +191,7 @@ class Dialogue:
             return False
         # The guide in hand close behind the top one: a near tie goes to the topic of the
         # conversation, not to a guide whose name shares a word ("一年能取几次" and 小学一年级).
-        floor = top[0].score - CLARIFY_SCORE_GAP
-        return not any(h.passage.doc_id == doc_id and h.score >= floor for h in top[1:3])
+        return not _near_top(top, doc_id)
 
     def _ambiguous(self, text: str, result: SearchResult, content: list[str], mode: str = "fresh") -> list[str]:
         """Different guides among the best candidates that the message's words fit about
@@ -236,9 +235,8 @@ class Dialogue:
         tops = result.top_docs()
         if len(named) != 1 or not tops or tops[0].passage.doc_id in named:
             return None
-        floor = tops[0].score - CLARIFY_SCORE_GAP
         doc = next(iter(named))
-        return doc if any(h.passage.doc_id == doc and h.score >= floor for h in tops[:3]) else None
+        return doc if _near_top(tops, doc) else None
 
     def _named_top(self, text: str, content: list[str], result: SearchResult) -> bool:
         """Retrieval's best guide is also the one the message names, alone: two independent
@@ -302,3 +300,9 @@ class Dialogue:
     def _has_words(text: str) -> bool:
         """More than filler: a follow-up like "周末能办吗" that retrieval within the guide can use."""
         return len(re.sub(r"[\W_那这个呢啊呀吧嘛吗么的了]", "", text)) >= 3
+
+
+def _near_top(tops: list[Hit], doc_id: str) -> bool:
+    """Is ``doc_id`` among the three best documents, within the clarification gap of the first?"""
+    floor = tops[0].score - CLARIFY_SCORE_GAP
+    return any(h.passage.doc_id == doc_id and h.score >= floor for h in tops[:3])
