@@ -120,17 +120,10 @@ class Ranker:
     linear: Reranker
     trees: ranking.Trees | None
 
-    def score(self, features: np.ndarray) -> np.ndarray:
-        return self.scores(features)[0]
-
     def scores(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(the ranking score, the linear score), as ranking.RankingModel.scores."""
         lin = self.linear.score(features)
         return ranking.with_trees(lin, self.trees, features), lin
-
-    def linear_score(self, features: np.ndarray) -> np.ndarray:
-        """What the confidence reads (ranking.RankingModel.linear_score)."""
-        return self.linear.score(features)
 
 
 def fit_ranker(features: list[np.ndarray], labels: list[np.ndarray]) -> Ranker:

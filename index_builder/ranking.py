@@ -170,9 +170,6 @@ class RankingModel:
     def adapt(self, q: np.ndarray) -> np.ndarray:
         return adapt(q, self.adapter)
 
-    def rerank(self, features: np.ndarray) -> np.ndarray:
-        return self.scores(features)[0]
-
     def scores(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(the ranking score, the linear score the confidence reads), the linear one computed once."""
         lin = self.linear_score(features)

@@ -159,11 +159,13 @@ def test_trees_learn_an_interaction_and_score_like_sklearn(tmp_path):
     again = ranking.RankingModel.load(learning.model_from(both, (np.zeros(4), 0.0), 0.5, None, "enc", "v1", {})
                                       .save(tmp_path / "enc"))
     assert again.trees is not None
-    assert np.allclose(again.rerank(feats), feats[:, 2] + 0.5 + trees.score(feats), atol=1e-5)
-    assert np.allclose(both.score(feats), again.rerank(feats), atol=1e-5)
+    ranked, judged = again.scores(feats)
+    assert np.allclose(ranked, feats[:, 2] + 0.5 + trees.score(feats), atol=1e-5)
+    assert np.allclose(both.scores(feats)[0], ranked, atol=1e-5)
     # the confidence reads the linear part only
-    assert np.allclose(again.linear_score(feats), feats[:, 2] + 0.5, atol=1e-5)
-    assert np.allclose(both.linear_score(feats), again.linear_score(feats), atol=1e-5)
+    assert np.allclose(judged, feats[:, 2] + 0.5, atol=1e-5)
+    assert np.allclose(again.linear_score(feats), judged, atol=1e-5)
+    assert np.allclose(both.scores(feats)[1], judged, atol=1e-5)
 
 
 def test_trees_fit_is_repeatable():
